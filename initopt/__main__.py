@@ -1,0 +1,3 @@
+from initopt.cli import main
+
+main()

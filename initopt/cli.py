@@ -1,0 +1,226 @@
+"""The ``initopt`` command line: parse, build the config, call the library, write, exit.
+
+Heavy imports (JAX, matplotlib) happen inside the commands so that ``--help``
+answers at once. Results go to stdout (a table, or JSON with ``--json``);
+progress and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Experiments on weight initialization and optimizers for a deep MLP on Fashion-MNIST.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+class Init(str, enum.Enum):
+    constant = "constant"
+    normal = "normal"
+    equal_variance = "equal_variance"
+    xavier = "xavier"
+    xavier_normal = "xavier_normal"
+    kaiming = "kaiming"
+    kaiming_uniform = "kaiming_uniform"
+    lecun_normal = "lecun_normal"
+    orthogonal = "orthogonal"
+
+
+class Act(str, enum.Enum):
+    identity = "identity"
+    tanh = "tanh"
+    relu = "relu"
+    leaky_relu = "leaky_relu"
+    gelu = "gelu"
+    silu = "silu"
+    sigmoid = "sigmoid"
+
+
+class Prng(str, enum.Enum):
+    legacy = "legacy"
+    modern = "modern"
+
+
+DataDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", help="Directory with the four Fashion-MNIST IDX files (.gz or plain). "
+                 "Default: $INITOPT_DATA_DIR, /usr/share/datasets/fashion-mnist, then the download cache."),
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="Where run directories go.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout and nothing else there.")]
+HiddenOpt = Annotated[
+    Optional[str], typer.Option("--hidden", help="Hidden sizes, e.g. 512,256,256,128 or DEPTHxWIDTH like 8x256.")
+]
+PrngOpt = Annotated[
+    Prng, typer.Option("--prng", help="legacy reproduces the published numbers bit for bit; modern is JAX's default.")
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handles_errors(fn):
+    """Turns the errors a user can cause into one sentence and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from initopt.errors import InitoptError
+
+        try:
+            return fn(*args, **kwargs)
+        except InitoptError as e:
+            raise fail(str(e)) from None
+
+    return wrapper
+
+
+def emit_json(obj) -> None:
+    from initopt import io
+
+    typer.echo(io.to_json(obj))
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+# ----------------------------------------------------------------------------- data
+@app.command()
+@handles_errors
+def data(
+    data_dir: DataDirOpt = None,
+    download: Annotated[bool, typer.Option("--download", help="Fetch the files into the cache with TFDS (sha256-checked).")] = False,
+    as_json: JsonOpt = False,
+):
+    """Show where the Fashion-MNIST data comes from, its sizes, checksum and pixel statistics."""
+    from initopt import data as data_lib
+
+    if download:
+        err_console.print("Downloading Fashion-MNIST with TFDS ...")
+        data_lib.fetch()
+    ds = data_lib.load(data_dir, download=False)
+    summary = ds.summary()
+    if as_json:
+        return emit_json(summary)
+    table = Table(title="Fashion-MNIST", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    out_console.print(table)
+
+
+# ----------------------------------------------------------------------------- init-stats
+def _stats_run_name(init: str, scale, act: str, hidden, prng: str, seed: int) -> str:
+    from initopt.model import REFERENCE_HIDDEN
+
+    name = init + (f"-{scale:g}" if scale is not None else "") + (f"-{act}" if act else "")
+    if tuple(hidden) != REFERENCE_HIDDEN:
+        name += "-h" + "_".join(map(str, hidden))
+    if prng != "legacy":
+        name += f"-{prng}"
+    if seed != 42:
+        name += f"-seed{seed}"
+    return name
+
+
+def _stats_table(summary: dict) -> Table:
+    table = Table(title=f"init {summary['init']}, activation {summary['act']}")
+    for col in ("layer", "weight var", "act var", "act var (theory)", "grad var", "grad mean", "grad std"):
+        table.add_column(col, justify="right")
+    for i, layer in enumerate(summary["layers"]):
+        table.add_row(
+            layer, _fmt(summary["weight_var"][i]), _fmt(summary["act_var"][i]),
+            _fmt(summary["act_var_predicted"][i]), _fmt(summary["grad_var"][i]),
+            _fmt(summary["grad_mean"][i]), _fmt(summary["grad_std"][i]),
+        )
+    return table
+
+
+@app.command("init-stats")
+@handles_errors
+def init_stats(
+    init: Annotated[Init, typer.Option("--init", help="Initializer of the kernels.")] = Init.kaiming,
+    act: Annotated[Act, typer.Option("--act", help="Activation after each hidden layer.")] = Act.relu,
+    scale: Annotated[Optional[float], typer.Option("--scale", help="constant: the value (0.005); normal: the std (0.01); orthogonal: the gain (1).")] = None,
+    grid: Annotated[bool, typer.Option("--grid", help="The reference grid: 6 inits x identity/tanh/relu in one go.")] = False,
+    hidden: HiddenOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="PRNGKey of model.init.")] = 42,
+    prng: PrngOpt = Prng.legacy,
+    data_dir: DataDirOpt = None,
+    out: OutOpt = Path("outputs"),
+    as_json: JsonOpt = False,
+):
+    """Per-layer weight, activation and gradient statistics of an initialization at step 0."""
+    from initopt import config, io
+
+    hidden_sizes = config.parse_hidden(hidden) if hidden else config.ModelConfig().hidden
+    model_cfg = config.load(overrides={
+        "model.init": init.value, "model.act": act.value, "model.scale": scale,
+        "model.hidden": list(hidden_sizes), "train.prng": prng.value, "train.seed": seed,
+    }).model
+    if grid and scale is not None:
+        raise fail("--grid uses the reference scales; drop --scale.")
+    base = io.ensure_dir(Path(out) / "init-stats")
+
+    from initopt import data as data_lib, env, plots, stats
+
+    stats.set_prng(prng.value)
+    ds = data_lib.load(data_dir)
+    x, y = data_lib.example_batch(ds)
+    start = time.perf_counter()
+    if grid:
+        results = stats.grid_stats(model_cfg.hidden, x, y, seed)
+        seconds = time.perf_counter() - start
+        run_dir = io.ensure_dir(base / _stats_run_name("grid", None, "", model_cfg.hidden, prng.value, seed))
+        cells = [r.summary for r in results]
+        io.save_figure(plots.variance_grid(cells), run_dir / "variance_grid.png")
+        metrics = {"cells": cells, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
+    else:
+        result = stats.init_stats(model_cfg, x, y, seed)
+        seconds = time.perf_counter() - start
+        s = result.summary
+        run_dir = io.ensure_dir(base / _stats_run_name(s["init"], s["scale"], s["act"], model_cfg.hidden, prng.value, seed))
+        title = f"{s['init']}" + (f" {s['scale']:g}" if s["scale"] is not None else "") + f", {s['act']}"
+        for key, what, color in (("weights", "weight", "C0"), ("grads", "gradient", "C1"), ("acts", "activation", "C2")):
+            fig = plots.histograms(result.arrays[key], s["layers"], f"{what} distribution: {title}", what, color)
+            io.save_figure(fig, run_dir / f"{what}_hist.png")
+        metrics = {**s, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
+    io.write_json(run_dir / "run.json", {
+        "command": "init-stats", "status": "complete", "seconds": seconds,
+        "dataset": ds.summary(), **env.environment(),
+    })
+    io.write_json(run_dir / "metrics.json", metrics)  # last: its presence means the run is complete
+    metrics["run_dir"] = str(run_dir)
+    if as_json:
+        return emit_json(metrics)
+    if grid:
+        table = Table(title="Init statistics grid: activation variance per layer (last = logits)")
+        table.add_column("init")
+        table.add_column("act")
+        table.add_column("act var by layer")
+        table.add_column("grad var by layer")
+        for c in metrics["cells"]:
+            name = c["init"] + (f" {c['scale']:g}" if c["scale"] is not None else "")
+            table.add_row(name, c["act"], " ".join(_fmt(v) for v in c["act_var"]), " ".join(_fmt(v) for v in c["grad_var"]))
+        out_console.print(table)
+    else:
+        out_console.print(_stats_table(metrics))
+    err_console.print(f"Wrote {run_dir} ({seconds:.1f} s)")
+
+
+def main() -> None:
+    app()

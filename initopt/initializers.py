@@ -1,0 +1,174 @@
+"""Kernel initializers with the ``(key, shape, dtype)`` contract, and a name registry.
+
+``fan_in = shape[0]``, ``fan_out = shape[1]`` (Flax's Dense kernel layout). Each
+registry entry builds the initializer of one layer from its position, the
+activation and an optional scale, and states the weight variance its rule
+implies, which :mod:`initopt.stats` turns into a predicted activation variance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from initopt.activations import kaiming_gain2
+from initopt.errors import ConfigError
+
+InitFn = Callable[..., jax.Array]
+
+
+def constant(c: float) -> InitFn:
+    """Every weight equals ``c``."""
+
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        return jnp.full(shape, c, dtype)
+
+    return init
+
+
+def normal(std: float) -> InitFn:
+    """``N(0, std^2)``."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return std * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
+def equal_variance() -> InitFn:
+    """``N(0, 1 / fan_in)``: keeps the variance of a linear network's activations."""
+
+    def init(key, shape, dtype=jnp.float32):
+        std = 1 / np.sqrt(shape[0])
+        return std * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
+def xavier_uniform() -> InitFn:
+    """Glorot: ``U[-b, b]``, ``b = sqrt(6) / sqrt(fan_in + fan_out)`` (variance ``2 / (fan_in + fan_out)``)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        bound = math.sqrt(6) / math.sqrt(shape[0] + shape[1])
+        return jax.random.uniform(key, shape, dtype, minval=-bound, maxval=bound)
+
+    return init
+
+
+def xavier_normal() -> InitFn:
+    """Glorot normal: ``N(0, 2 / (fan_in + fan_out))``."""
+
+    def init(key, shape, dtype=jnp.float32):
+        std = math.sqrt(2 / (shape[0] + shape[1]))
+        return std * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
+def kaiming_normal(gain2: float, first_layer: bool) -> InitFn:
+    """He: ``N(0, gain^2 / fan_in)``; the first layer, fed raw inputs, gets ``N(0, 1 / fan_in)``."""
+
+    def init(key, shape, dtype=jnp.float32):
+        std = 1 / np.sqrt(shape[0]) if first_layer else np.sqrt(gain2 / shape[0])
+        return std * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
+def kaiming_uniform(gain2: float, first_layer: bool) -> InitFn:
+    """He uniform: ``U[-b, b]``, ``b = sqrt(3 gain^2 / fan_in)`` (gain 1 on the first layer)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        bound = math.sqrt(3 * (1.0 if first_layer else gain2) / shape[0])
+        return jax.random.uniform(key, shape, dtype, minval=-bound, maxval=bound)
+
+    return init
+
+
+@dataclasses.dataclass(frozen=True)
+class InitSpec:
+    """How a named initializer builds layer ``i`` and what weight variance it implies."""
+
+    build: Callable[[int, str, float | None], InitFn]
+    weight_var: Callable[[int, int, int, str, float | None], float | None]
+    default_scale: float | None = None  # None: the initializer takes no scale
+    scale_means: str = ""
+
+
+def _kaiming_var(fan_in, fan_out, layer, act, scale):
+    return (1.0 if layer == 0 else kaiming_gain2(act)) / fan_in
+
+
+INITIALIZERS: dict[str, InitSpec] = {
+    "constant": InitSpec(
+        lambda layer, act, s: constant(s), lambda *a: None, 0.005, "the constant value"
+    ),
+    "normal": InitSpec(
+        lambda layer, act, s: normal(s), lambda fi, fo, l, a, s: s**2, 0.01, "the standard deviation"
+    ),
+    "equal_variance": InitSpec(
+        lambda layer, act, s: equal_variance(), lambda fi, fo, l, a, s: 1 / fi
+    ),
+    "xavier": InitSpec(
+        lambda layer, act, s: xavier_uniform(), lambda fi, fo, l, a, s: 2 / (fi + fo)
+    ),
+    "xavier_normal": InitSpec(
+        lambda layer, act, s: xavier_normal(), lambda fi, fo, l, a, s: 2 / (fi + fo)
+    ),
+    "kaiming": InitSpec(
+        lambda layer, act, s: kaiming_normal(kaiming_gain2(act), layer == 0), _kaiming_var
+    ),
+    "kaiming_uniform": InitSpec(
+        lambda layer, act, s: kaiming_uniform(kaiming_gain2(act), layer == 0), _kaiming_var
+    ),
+    "lecun_normal": InitSpec(
+        lambda layer, act, s: jax.nn.initializers.lecun_normal(), lambda fi, fo, l, a, s: 1 / fi
+    ),
+    "orthogonal": InitSpec(
+        lambda layer, act, s: jax.nn.initializers.orthogonal(scale=s),
+        lambda fi, fo, l, a, s: s**2 / max(fi, fo),
+        1.0,
+        "the gain",
+    ),
+}
+
+
+def canonical_name(name: str) -> str:
+    """Accepts ``equal-variance`` as well as ``equal_variance``."""
+    return name.strip().lower().replace("-", "_")
+
+
+def resolve_scale(init: str, scale: float | None) -> float | None:
+    """Checks the name and scale of an initializer; returns the scale to use."""
+    spec = INITIALIZERS.get(canonical_name(init))
+    if spec is None:
+        raise ConfigError(f"Unknown initializer {init!r}; choose one of {', '.join(INITIALIZERS)}.")
+    if spec.default_scale is None:
+        if scale is not None:
+            raise ConfigError(f"Initializer {init!r} takes no scale.")
+        return None
+    scale = spec.default_scale if scale is None else float(scale)
+    if not math.isfinite(scale) or (init != "constant" and scale <= 0):
+        raise ConfigError(f"The scale of {init!r} ({spec.scale_means}) must be a positive number, not {scale}.")
+    return scale
+
+
+def layer_initializers(init: str, act: str, n_layers: int, scale: float | None = None) -> tuple[InitFn, ...]:
+    """One kernel initializer per Dense layer; ``layer 0`` is decided by position, not shape."""
+    name = canonical_name(init)
+    scale = resolve_scale(name, scale)
+    return tuple(INITIALIZERS[name].build(i, act, scale) for i in range(n_layers))
+
+
+def weight_variances(init: str, act: str, sizes: list[int], scale: float | None = None) -> list[float | None]:
+    """The weight variance per layer that the rule implies (None where no theory applies)."""
+    name = canonical_name(init)
+    scale = resolve_scale(name, scale)
+    spec = INITIALIZERS[name]
+    return [spec.weight_var(fi, fo, i, act, scale) for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:]))]

@@ -1,0 +1,114 @@
+"""Run directories, JSON, figures and checkpoints: the only module that writes files.
+
+Every write goes to a temporary file in the same directory and is renamed into
+place, so an interrupted run never leaves a half-written file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from initopt.errors import InitoptError
+
+
+def ensure_dir(path: Path) -> Path:
+    """Creates ``path`` (and parents) and checks that files can be written there."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise InitoptError(f"Cannot write to {path}: {e.strerror or e}.") from None
+    return path
+
+
+def _write_atomic(path: Path, write) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise InitoptError(f"Cannot write {path}: {e.strerror or e}.") from None
+        raise
+    return path
+
+
+def _jsonable(obj: Any) -> Any:
+    """numpy/jax scalars and arrays to plain Python; non-finite floats to null."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(_jsonable(obj), indent=2, allow_nan=False)
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    text = to_json(obj) + "\n"
+    return _write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InitoptError(f"{path} does not exist.") from None
+    except (OSError, ValueError) as e:
+        raise InitoptError(f"{path} is not readable JSON ({e}).") from None
+
+
+def write_text(path: Path, text: str) -> Path:
+    return _write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Saves a matplotlib figure as PNG (the figure is built in ``plots``)."""
+    return _write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+
+
+def copy_atomic(src: Path, dest: Path) -> Path:
+    return _write_atomic(dest, lambda f: f.write(Path(src).read_bytes()))
+
+
+def save_checkpoint(path: Path, tree: Any) -> Path:
+    """Saves a pytree with Flax's msgpack serialization (no pickle)."""
+    from flax import serialization
+
+    data = serialization.to_bytes(tree)
+    return _write_atomic(path, lambda f: f.write(data))
+
+
+def load_checkpoint(path: Path, target: Any) -> Any:
+    """Restores a pytree saved by :func:`save_checkpoint` into the structure of ``target``."""
+    from flax import serialization
+
+    try:
+        return serialization.from_bytes(target, Path(path).read_bytes())
+    except FileNotFoundError:
+        raise InitoptError(f"Checkpoint {path} does not exist.") from None
+    except Exception as e:  # msgpack and structure mismatches raise various types
+        raise InitoptError(f"Checkpoint {path} is corrupt or from another model ({e}).") from None
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""The MLP of the reference experiment (Flax linen)."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+
+from initopt.activations import ACTIVATIONS
+from initopt.initializers import layer_initializers
+
+REFERENCE_HIDDEN = (512, 256, 256, 128)
+
+
+class MLP(nn.Module):
+    """``Dense -> act`` per hidden size, then a Dense to the classes; biases start at 0.
+
+    The Dense layers keep Flax's default names (``Dense_0`` ...), which fixes the
+    per-layer keys that ``init`` hands to the initializers.
+    """
+
+    hidden: Sequence[int] = REFERENCE_HIDDEN
+    num_classes: int = 10
+    act: Callable = jax.nn.relu
+    kernel_inits: Sequence[Callable] | None = None  # one per Dense layer
+
+    @nn.compact
+    def __call__(self, x_BxD, return_preacts: bool = False):
+        preacts = []
+        x = x_BxD.reshape(x_BxD.shape[0], -1)
+        sizes = (*self.hidden, self.num_classes)
+        for i, features in enumerate(sizes):
+            kernel_init = self.kernel_inits[i] if self.kernel_inits else nn.linear.default_kernel_init
+            x = nn.Dense(features, kernel_init=kernel_init)(x)
+            preacts.append(x)
+            if i < len(self.hidden):
+                x = self.act(x)
+        return (x, preacts) if return_preacts else x
+
+
+def make_model(hidden: Sequence[int], act: str, init: str | None = None, scale: float | None = None) -> MLP:
+    """An MLP by names; ``init=None`` gives a model for ``apply`` only (hashes the same for any init)."""
+    hidden = tuple(int(h) for h in hidden)
+    inits = layer_initializers(init, act, len(hidden) + 1, scale) if init else None
+    return MLP(hidden=hidden, act=ACTIVATIONS[act], kernel_inits=inits)
+
+
+def layer_names(n_layers: int) -> list[str]:
+    """The reference's names: 'Layer 0, 2, 4, ...' (index of the Dense layer times two)."""
+    return [f"Layer {2 * i}" for i in range(n_layers)]

@@ -1,0 +1,143 @@
+"""Init statistics: per-layer weights, pre-activations and kernel gradients on one batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from initopt.activations import second_moment
+from initopt.config import ModelConfig
+from initopt.initializers import weight_variances
+from initopt.model import make_model
+
+# The reference experiment's grid: (init, scale) x activation.
+GRID_INITS = (
+    ("constant", 0.005),
+    ("normal", 0.01),
+    ("normal", 0.1),
+    ("equal_variance", None),
+    ("xavier", None),
+    ("kaiming", None),
+)
+GRID_ACTS = ("identity", "tanh", "relu")
+
+
+def set_prng(impl: str) -> None:
+    """``legacy`` reproduces the published (pre-JAX-0.5) random bits; ``modern`` is today's default."""
+    jax.config.update("jax_threefry_partitionable", impl == "modern")
+
+
+def init_params(model_cfg: ModelConfig, x_example: np.ndarray, seed: int = 42):
+    """``model.init(PRNGKey(seed), example)`` as in the reference."""
+    model = make_model(model_cfg.hidden, model_cfg.act, model_cfg.init, model_cfg.scale)
+    return model.init(jax.random.PRNGKey(seed), jnp.asarray(x_example))
+
+
+def kernels(params) -> list[jax.Array]:
+    """The Dense kernels in layer order."""
+    layers = params["params"]
+    return [layers[f"Dense_{i}"]["kernel"] for i in range(len(layers))]
+
+
+def _layer_arrays(model, params, x_BxD, y_B):
+    def loss_fn(p):
+        logits, preacts = model.apply(p, x_BxD, return_preacts=True)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y_B).mean()
+        return loss, preacts
+
+    (loss, preacts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return {"weights": kernels(params), "acts": preacts, "grads": kernels(grads), "loss": loss}
+
+
+@functools.partial(jax.jit, static_argnames=("hidden", "act"))
+def layer_arrays(hidden: tuple[int, ...], act: str, params, x_BxD, y_B):
+    """Weights, pre-activations (hidden layers and logits) and kernel gradients of the mean CE."""
+    return _layer_arrays(make_model(hidden, act), params, x_BxD, y_B)
+
+
+@functools.partial(jax.jit, static_argnames=("hidden", "acts"))
+def grid_layer_arrays(hidden: tuple[int, ...], acts: tuple[str, ...], stacked_params, x_BxD, y_B):
+    """:func:`layer_arrays` for many cells in one program: ``stacked_params[a]`` holds the
+    parameters of every initializer for activation ``acts[a]``, stacked on a leading axis."""
+    out = []
+    for act, params_I in zip(acts, stacked_params):
+        model = make_model(hidden, act)
+        out.append(jax.lax.map(lambda p, m=model: _layer_arrays(m, p, x_BxD, y_B), params_I))
+    return out
+
+
+def predicted_act_vars(model_cfg: ModelConfig, x_BxD: np.ndarray) -> list[float | None]:
+    """Mean-field prediction of each pre-activation's variance from the init's weight variance.
+
+    ``Var(z_0) = fan_in * Var(W_0) * mean(x^2)`` and
+    ``Var(z_l) = fan_in * Var(W_l) * E[phi(z)^2], z ~ N(0, Var(z_{l-1}))`` (zero biases,
+    independent zero-mean weights). None for rules with no such theory (constant).
+    """
+    sizes = [x_BxD.shape[1], *model_cfg.hidden, 10]
+    w_vars = weight_variances(model_cfg.init, model_cfg.act, sizes, model_cfg.scale)
+    q_in = float(np.mean(np.square(x_BxD, dtype=np.float64)))
+    out: list[float | None] = []
+    for i, w_var in enumerate(w_vars):
+        if w_var is None:
+            return [None] * len(w_vars)
+        second = q_in if i == 0 else second_moment(model_cfg.act, out[-1])
+        out.append(sizes[i] * w_var * second)
+    return out
+
+
+@dataclasses.dataclass
+class InitStats:
+    """Per-layer summaries (JSON-ready) and the raw flattened arrays (for histograms)."""
+
+    summary: dict
+    arrays: dict[str, list[np.ndarray]]
+
+
+def summarize(model_cfg: ModelConfig, arrays: dict, x_BxD: np.ndarray) -> InitStats:
+    """Host-side statistics with ``np.var`` (ddof=0, float32) as in the reference."""
+    arrays = jax.device_get(arrays)
+    flat = {k: [np.asarray(a, np.float32).reshape(-1) for a in arrays[k]] for k in ("weights", "acts", "grads")}
+    summary: dict = {
+        "init": model_cfg.init,
+        "scale": model_cfg.scale,
+        "act": model_cfg.act,
+        "hidden": list(model_cfg.hidden),
+        "layers": [f"Layer {2 * i}" for i in range(len(flat["weights"]))],
+        "loss": float(arrays["loss"]),
+    }
+    for key, prefix in (("weights", "weight"), ("acts", "act"), ("grads", "grad")):
+        summary[f"{prefix}_var"] = [float(np.var(a)) for a in flat[key]]
+        summary[f"{prefix}_mean"] = [float(np.mean(a)) for a in flat[key]]
+        summary[f"{prefix}_std"] = [float(np.std(a)) for a in flat[key]]
+    summary["act_var_predicted"] = predicted_act_vars(model_cfg, x_BxD)
+    return InitStats(summary, flat)
+
+
+def init_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seed: int = 42) -> InitStats:
+    """Statistics of one initializer and activation on the example batch."""
+    params = init_params(model_cfg, x_BxD, seed)
+    arrays = layer_arrays(tuple(model_cfg.hidden), model_cfg.act, params, jnp.asarray(x_BxD), jnp.asarray(y_B))
+    return summarize(model_cfg, arrays, x_BxD)
+
+
+def grid_stats(
+    hidden: tuple[int, ...], x_BxD: np.ndarray, y_B: np.ndarray, seed: int = 42,
+    inits=GRID_INITS, acts=GRID_ACTS,
+) -> list[InitStats]:
+    """Every (init, activation) cell, computed by one compiled program (plus the inits)."""
+    cfgs = [[ModelConfig(hidden, act, init, scale) for init, scale in inits] for act in acts]
+    stacked = [
+        jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init_params(c, x_BxD, seed) for c in row])
+        for row in cfgs
+    ]
+    out = grid_layer_arrays(tuple(hidden), tuple(acts), stacked, jnp.asarray(x_BxD), jnp.asarray(y_B))
+    results = []
+    for row, arrays_I in zip(cfgs, out):
+        for i, cfg in enumerate(row):
+            results.append(summarize(cfg, jax.tree.map(lambda a, i=i: a[i], arrays_I), x_BxD))
+    return results
