@@ -222,5 +222,135 @@ def init_stats(
     err_console.print(f"Wrote {run_dir} ({seconds:.1f} s)")
 
 
+# ----------------------------------------------------------------------------- train
+def _group_name(config_file: Optional[Path], overrides: dict) -> str:
+    """``reference`` or the config's stem, plus the options that changed it (``-lr0.01-epochs3``)."""
+    name = config_file.stem if config_file else "reference"
+    for key, value in overrides.items():
+        if value is None or key in ("train.optimizers",):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = "_".join(map(str, value))
+        name += f"-{key.split('.')[1].replace('_', '')}{value}"
+    return name
+
+
+def _epoch_reporter(quiet: bool, n_epochs: int, label: str):
+    """A rich progress bar on a terminal, one plain line per epoch otherwise (none with --quiet)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if quiet:
+        return None, (lambda p: None)
+    if err_console.is_terminal:
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("val {task.fields[val]}"), TimeRemainingColumn(), console=err_console)
+        task = bar.add_task(label, total=n_epochs, val="-")
+
+        def update(p):
+            bar.update(task, completed=p.epoch, val=f"{p.history.val_scores[-1]:.4f}")
+
+        return bar, update
+
+    def line(p):
+        h = p.history
+        err_console.print(f"{label} epoch {p.epoch}/{n_epochs}: train acc {h.train_scores[-1]:.4f}, "
+                          f"val acc {h.val_scores[-1]:.4f}, loss {h.train_loss[-1]:.4g} "
+                          f"({h.epoch_seconds[-1]:.2f} s)", highlight=False)
+
+    return None, line
+
+
+def _results_table(results: dict) -> Table:
+    table = Table(title="Training results (test accuracy of the best-validation epoch)")
+    for col in ("optimizer", "lr", "status", "best epoch", "best val acc", "test acc", "s / epoch"):
+        table.add_column(col, justify="right")
+    for name, m in results.items():
+        table.add_row(name, f"{m['lr']:g}", m["status"], str(m["best_epoch"] or "-"),
+                      _fmt(m["best_val_acc"]), _fmt(m["test_acc"]), _fmt(m["seconds_per_epoch"]))
+    return table
+
+
+@app.command()
+@handles_errors
+def train(
+    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="sgd, momentum, adam, nesterov, rmsprop, adamw, adagrad; a comma list, or all (the reference three).")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with [model], [data], [train] sections; options override it.")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (default: each optimizer's reference rate).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (reference: 40).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Batch size (reference: 256).")] = None,
+    init: Annotated[Optional[Init], typer.Option("--init", help="Kernel initializer (reference: kaiming).")] = None,
+    act: Annotated[Optional[Act], typer.Option("--act", help="Activation (reference: relu).")] = None,
+    hidden: HiddenOpt = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Init key and batch order (reference: 42); the split stays fixed.")] = None,
+    prng: Annotated[Optional[Prng], typer.Option("--prng", help="legacy (default) reproduces the published runs; modern is JAX's default.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Run group directory under OUT/train (default: from the config and options).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain even if the run finished.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    data_dir: DataDirOpt = None,
+    out: OutOpt = Path("outputs"),
+    as_json: JsonOpt = False,
+):
+    """Train the MLP with hand-written optimizers; keep the best-validation checkpoint; report test accuracy."""
+    from initopt import config, io
+    from initopt.optimizers import parse_optimizers
+
+    overrides = {
+        "train.optimizers": list(parse_optimizers(optimizer)) if optimizer else None,
+        "train.lr": lr, "train.epochs": epochs, "train.batch_size": batch_size,
+        "model.init": init.value if init else None, "model.act": act.value if act else None,
+        "model.hidden": list(config.parse_hidden(hidden)) if hidden else None,
+        "train.seed": seed, "train.prng": prng.value if prng else None,
+    }
+    cfg = config.load(config_file, overrides)
+    optimizers = parse_optimizers(cfg.train.optimizers)
+    group_dir = io.ensure_dir(Path(out) / "train" / (name or _group_name(config_file, overrides)))
+
+    from initopt import data as data_lib, env, plots, runner, stats
+
+    stats.set_prng(cfg.train.prng)
+    ds = data_lib.load(data_dir or cfg.data.data_dir)
+    splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
+    if cfg.train.batch_size > len(splits.train_y):
+        raise fail(f"Batch size {cfg.train.batch_size} exceeds the {len(splits.train_y)} training examples.")
+    x_example, _ = data_lib.example_batch(ds)
+    environment = env.environment()
+    results = {}
+    for opt in optimizers:
+        run_dir = group_dir / opt
+        bar, report = _epoch_reporter(quiet, cfg.train.epochs, opt)
+
+        def resumed(epoch, opt=opt):
+            if not quiet:
+                err_console.print(f"{opt}: resuming after epoch {epoch}.")
+
+        try:
+            if bar is not None:
+                bar.start()
+            metrics = runner.run(cfg, opt, run_dir, splits, x_example, environment, overwrite, report, resumed)
+        except KeyboardInterrupt:
+            raise fail(f"Interrupted; run the same command again to resume {run_dir}.", code=130) from None
+        finally:
+            if bar is not None:
+                bar.stop()
+        if metrics.get("skipped") and not quiet:
+            err_console.print(f"{opt}: already finished in {run_dir} (use --overwrite to retrain).")
+        else:
+            io.save_figure(plots.training_curves({opt: metrics}, f"{opt}, lr {metrics['lr']:g}"), run_dir / "curves.png")
+        metrics["run_dir"] = str(run_dir)
+        results[opt] = metrics
+    if len(results) > 1:
+        io.save_figure(plots.training_curves(results, "Optimizer comparison"), group_dir / "comparison.png")
+        io.write_json(group_dir / "comparison.json", {k: {m: v[m] for m in ("lr", "status", "test_acc", "best_epoch", "best_val_acc")} for k, v in results.items()})
+    if as_json:
+        emit_json(results[optimizers[0]] if len(results) == 1 else {"runs": results})
+    else:
+        out_console.print(_results_table(results))
+        err_console.print(f"Wrote {group_dir}")
+    diverged = [k for k, v in results.items() if v["status"] == "diverged"]
+    if diverged:
+        epochs_done = ", ".join(f"{k} at epoch {results[k]['epochs_completed']}" for k in diverged)
+        raise fail(f"Training diverged (non-finite loss): {epochs_done}; metrics kept in {group_dir}.", code=3)
+
+
 def main() -> None:
     app()

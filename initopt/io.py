@@ -98,12 +98,12 @@ def save_checkpoint(path: Path, tree: Any) -> Path:
     return _write_atomic(path, lambda f: f.write(data))
 
 
-def load_checkpoint(path: Path, target: Any) -> Any:
-    """Restores a pytree saved by :func:`save_checkpoint` into the structure of ``target``."""
+def load_checkpoint(path: Path) -> Any:
+    """The state dict saved by :func:`save_checkpoint` (nested dicts of arrays and scalars)."""
     from flax import serialization
 
     try:
-        return serialization.from_bytes(target, Path(path).read_bytes())
+        return serialization.msgpack_restore(Path(path).read_bytes())
     except FileNotFoundError:
         raise InitoptError(f"Checkpoint {path} does not exist.") from None
     except Exception as e:  # msgpack and structure mismatches raise various types

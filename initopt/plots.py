@@ -85,3 +85,25 @@ def variance_grid(cells: list[dict]):
     fig.suptitle("Variance through the network at initialization")
     fig.tight_layout()
     return fig
+
+
+def training_curves(runs: dict[str, dict], title: str = "Training"):
+    """Accuracy (train dashed, validation solid) and loss per epoch, one colour per run."""
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, m) in enumerate(runs.items()):
+        color = COLORS.get(name, f"C{i}")
+        epochs = np.arange(1, len(m["val_scores"]) + 1)
+        test = f", test {m['test_acc']:.2%}" if m.get("test_acc") is not None else ""
+        ax_acc.plot(epochs, m["val_scores"], color=color, label=f"{name} val{test}")
+        ax_acc.plot(epochs, m["train_scores"], color=color, ls="--", alpha=0.7, label=f"{name} train")
+        ax_loss.plot(epochs, m["train_loss"], color=color, ls="--", alpha=0.7, label=f"{name} train")
+        ax_loss.plot(epochs, m["val_loss"], color=color, label=f"{name} val")
+        if m.get("best_epoch"):
+            ax_acc.plot(m["best_epoch"], m["val_scores"][m["best_epoch"] - 1], "*", color=color, ms=12)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy (star: best validation epoch)")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss", yscale="log")
+    ax_acc.legend(fontsize=7)
+    ax_loss.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -34,13 +34,14 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
 
 
 def make_dataset(directory: Path, n_train: int = 600, n_test: int = 100, seed: int = 0, compress=True) -> Path:
-    """A tiny Fashion-MNIST look-alike whose labels a small MLP can learn (class = brightness band)."""
+    """A tiny Fashion-MNIST look-alike whose labels a small MLP can learn (class k lights rows 2k+4..2k+7)."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("t10k", n_test)):
         labels = rng.integers(0, 10, n).astype(np.uint8)
-        base = (labels[:, None, None] * 25).astype(np.float64)
-        images = np.clip(base + rng.normal(0, 20, (n, 28, 28)), 0, 255).astype(np.uint8)
+        rows = np.arange(28)[None, :, None]
+        band = (rows >= 2 * labels[:, None, None] + 4) & (rows < 2 * labels[:, None, None] + 8)
+        images = np.clip(150.0 * band + rng.normal(60, 40, (n, 28, 28)), 0, 255).astype(np.uint8)
         suffix = ".gz" if compress else ""
         write_idx(directory / f"{split}-images-idx3-ubyte{suffix}", images, compress)
         write_idx(directory / f"{split}-labels-idx1-ubyte{suffix}", labels, compress)

@@ -1,0 +1,47 @@
+import pytest
+
+from initopt import config
+from initopt.errors import ConfigError
+
+
+def test_defaults_are_the_reference_recipe():
+    cfg = config.load()
+    assert cfg.model.hidden == (512, 256, 256, 128) and cfg.model.init == "kaiming" and cfg.model.act == "relu"
+    assert cfg.train.epochs == 40 and cfg.train.batch_size == 256 and cfg.train.prng == "legacy"
+
+
+def test_shipped_configs_load():
+    smoke = config.load("configs/smoke.toml")
+    assert smoke.train.optimizers == ("sgd", "momentum", "adam") and smoke.data.train_limit == 4096
+    assert config.load("configs/tutorial.toml").train.epochs == 40
+
+
+def test_options_override_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[train]\nepochs = 7\nlr = 0.5\n")
+    cfg = config.load(path, {"train.epochs": 2, "train.lr": None})
+    assert cfg.train.epochs == 2 and cfg.train.lr == 0.5
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[train]\nepoch = 3\n", "Unknown key train.epoch in {path}"),
+    ("[train]\nepochs = 'three'\n", "train.epochs in {path} must be an integer"),
+    ("[model]\nhidden = 512\n", "model.hidden in {path} must be a non-empty list"),
+    ("[model]\nact = 'swish2'\n", "Unknown activation 'swish2' in {path}"),
+    ("[optim]\nlr = 1\n", "Unknown section [optim] in {path}"),
+    ("[train]\nlr = -1\n", "must be a positive number"),
+    ("[train\n", "{path} is not valid TOML"),
+])
+def test_bad_config_names_key_and_file(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert message.format(path=path) in str(info.value)
+
+
+def test_parse_hidden():
+    assert config.parse_hidden("512,256") == (512, 256)
+    assert config.parse_hidden("3x64") == (64, 64, 64)
+    with pytest.raises(ConfigError):
+        config.parse_hidden("0x5")
