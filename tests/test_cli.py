@@ -107,3 +107,114 @@ def test_unwritable_output_directory(tiny_data, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert_clean_error(invoke("init-stats", "--data-dir", tiny_data, "--out", blocker), "Cannot write to")
+
+
+# ----------------------------------------------------------------------------- train
+SMOKE = ["--config", "configs/smoke.toml", "--hidden", "64,32", "--batch-size", "32", "--quiet"]
+
+
+def only_group(out):
+    (group,) = (out / "train").iterdir()
+    return group
+
+
+def train_json(*args):
+    result = invoke("train", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_train_smoke_writes_every_file(tiny_data, tmp_path):
+    out = train_json(*SMOKE, "--data-dir", tiny_data, "--out", tmp_path)
+    group = only_group(tmp_path)
+    assert group.name == "smoke-batchsize32-hidden64_32"
+    assert set(out["runs"]) == {"sgd", "momentum", "adam"}
+    for opt in ("sgd", "momentum", "adam"):
+        run_dir = group / opt
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics == {k: v for k, v in out["runs"][opt].items() if k != "run_dir"}
+        assert len(metrics["train_scores"]) == len(metrics["val_scores"]) == len(metrics["train_loss"]) == 2
+        assert metrics["status"] == "complete" and 0 <= metrics["test_acc"] <= 1 and metrics["best_epoch"] in (1, 2)
+        run = json.loads((run_dir / "run.json").read_text())
+        assert run["status"] == "complete" and run["compile_seconds"] > 0 and len(run["epoch_seconds"]) == 2
+        for key in ("python", "jax", "jaxlib", "flax", "optax", "device_kind", "dataset_sha256"):
+            assert run[key]
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["train"]["epochs"] == 2 and config["model"]["hidden"] == [64, 32]
+        assert (run_dir / "best_params.msgpack").stat().st_size > 1000
+        assert_png(run_dir / "curves.png")
+    assert_png(group / "comparison.png")
+    assert json.loads((group / "comparison.json").read_text())["adam"]["lr"] == 0.001
+
+
+def test_train_skips_a_finished_run(tiny_data, tmp_path):
+    args = [*SMOKE, "--optimizer", "sgd", "--data-dir", tiny_data, "--out", tmp_path]
+    first = train_json(*args)
+    again = train_json(*args)
+    assert again["skipped"] is True and again["test_acc"] == first["test_acc"]
+    redone = train_json(*args, "--overwrite")
+    assert "skipped" not in redone and redone["val_scores"] == first["val_scores"]
+
+
+def test_interrupted_run_resumes_to_the_same_metrics(tiny_data, tmp_path, monkeypatch):
+    from initopt import runner
+
+    args = [*SMOKE, "--epochs", "4", "--optimizer", "momentum",
+            "--data-dir", tiny_data]
+    uninterrupted = train_json(*args, "--out", tmp_path / "a")
+
+    real_save = runner.save_progress
+
+    def save_then_interrupt(run_dir, progress):
+        real_save(run_dir, progress)
+        if progress.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "save_progress", save_then_interrupt)
+    result = invoke("train", *args, "--out", tmp_path / "b")
+    assert result.exit_code == 130 and "run the same command again to resume" in result.output
+    run_dir = only_group(tmp_path / "b") / "momentum"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert not (run_dir / "metrics.json").exists()
+
+    monkeypatch.setattr(runner, "save_progress", real_save)
+    result = invoke("train", *args, "--out", tmp_path / "b", "--json")
+    assert result.exit_code == 0, result.output
+    resumed = json.loads(result.stdout)
+    assert "resuming after epoch 2" not in result.stdout  # diagnostics stay off stdout
+    for key in ("train_scores", "val_scores", "train_loss", "val_loss", "test_acc", "best_epoch"):
+        assert resumed[key] == uninterrupted[key], key
+
+
+def test_train_refuses_to_mix_configurations(tiny_data, tmp_path):
+    args = [*SMOKE, "--optimizer", "sgd", "--data-dir", tiny_data, "--out", tmp_path, "--name", "mine"]
+    train_json(*args)
+    assert_clean_error(invoke("train", *args, "--lr", "0.5"), "holds a run with another configuration")
+
+
+def test_train_divergence_is_reported(tiny_data, tmp_path):
+    result = invoke("train", *SMOKE, "--optimizer", "sgd", "--lr", "100", "--batch-size", "16", "--data-dir", tiny_data,
+                    "--out", tmp_path, "--json")
+    assert result.exit_code == 3
+    metrics = json.loads(result.stdout)
+    assert metrics["status"] == "diverged" and metrics["test_acc"] is None
+    assert "Training diverged (non-finite loss): sgd at epoch 1" in result.output
+    saved = json.loads((only_group(tmp_path) / "sgd" / "metrics.json").read_text())
+    assert saved["status"] == "diverged"
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--optimizer", "nope"], "Unknown optimizer 'nope'"),
+    (["--epochs", "0"], "must be at least 1"),
+    (["--lr", "-1"], "must be a positive number"),
+    (["--config", "/nonexistent.toml"], "Config file /nonexistent.toml does not exist."),
+    (["--batch-size", "100000"], "exceeds the"),
+])
+def test_train_bad_input(tiny_data, tmp_path, args, text):
+    assert_clean_error(invoke("train", *SMOKE, *args, "--data-dir", tiny_data, "--out", tmp_path), text)
+
+
+@pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
+def test_train_smoke_config_on_real_data(tmp_path):
+    out = train_json("--config", "configs/smoke.toml", "--optimizer", "adam", "--quiet", "--out", tmp_path)
+    assert out["status"] == "complete" and out["test_acc"] > 0.7  # 2 epochs on 4096 images

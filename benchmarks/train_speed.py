@@ -1,0 +1,132 @@
+"""Seconds per epoch: initopt's scanned epoch against a per-step loop fed numpy batches.
+
+The per-step loop is the reference experiment's way: a Python iterator yields
+numpy batches, and a jitted ``train_step`` runs per batch. Its loader is timed in
+two forms: as the reference had it (torchvision's per-item PIL image, the
+reference's ``image_to_numpy`` transform, and a collate that stacks them: the
+target's baseline),
+and a best case for per-step loops (one vectorised numpy gather per batch).
+All train the reference MLP with Adam on the same data in the same order, in
+one process, so the ratios are comparable. Usage:
+
+    python benchmarks/train_speed.py [--epochs 3] [--train-limit N] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from initopt import config, data, stats, train
+
+
+class ReferenceDataset:
+    """Per-example access as torchvision's FashionMNIST does it (a PIL image per item),
+    followed by the reference's transform ``image_to_numpy``."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __getitem__(self, i):
+        from PIL import Image  # Pillow comes with matplotlib
+
+        img = Image.fromarray(self.images[i])  # mode "L" for uint8
+        img = np.array(img, dtype=np.float32)
+        img = (img / 255.0 - data.PIXEL_MEAN) / data.PIXEL_STD
+        return img, self.labels[i]
+
+
+def reference_batches(dataset: ReferenceDataset, order_SxB):
+    """The reference loader: fetch each example, then ``numpy_collate`` (np.stack)."""
+    for idx in order_SxB:
+        items = [dataset[i] for i in idx]
+        yield np.stack([img for img, _ in items]).reshape(len(idx), -1), np.array([lbl for _, lbl in items])
+
+
+def gathered_batches(x, y, order_SxB):
+    """The fastest host-side loader: one vectorised gather per batch."""
+    for idx in order_SxB:
+        yield x[idx], y[idx]
+
+
+def per_step_epoch(step, state, batches):
+    losses = []
+    for xb, yb in batches:
+        state, (loss, _) = step(state, xb, yb)
+        losses.append(loss)
+    jax.block_until_ready(losses[-1])
+    return state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per loop (after one warm-up)")
+    parser.add_argument("--train-limit", type=int, default=None)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+
+    stats.set_prng("legacy")
+    ds = data.load(args.data_dir)
+    cfg = config.load(overrides={"train.epochs": args.epochs + 1, "data.train_limit": args.train_limit})
+    splits = data.make_splits(ds, cfg.data.train_limit, 1, 1)
+    x_example, _ = data.example_batch(ds)
+    orders = train.epoch_orders(cfg, len(splits.train_y))
+    params = stats.init_params(cfg.model, x_example)
+
+    # Per-step loops (reference style), on the same training examples.
+    train_idx, _ = data.split_indices(len(ds.train_labels))
+    train_idx = train_idx[: cfg.data.train_limit]
+    reference_ds = ReferenceDataset(ds.train_images[train_idx], ds.train_labels[train_idx].astype(np.int32))
+    loaders = {
+        "reference_loader": lambda order: reference_batches(reference_ds, order),
+        "gather_loader": lambda order: gathered_batches(splits.train_x, splits.train_y, order),
+    }
+    step = jax.jit(train.train_step, donate_argnums=0)
+    per_step = {}
+    for name, loader in loaders.items():
+        state = train.make_state(cfg, jax.tree.map(jnp.copy, params), "adam")
+        state = per_step_epoch(step, state, loader(orders[0]))  # warm-up (compiles)
+        times = []
+        for epoch in range(1, args.epochs + 1):
+            start = time.perf_counter()
+            state = per_step_epoch(step, state, loader(orders[epoch]))
+            times.append(time.perf_counter() - start)
+        per_step[name] = float(np.median(times))
+
+    # initopt: the split on the device, one scanned call per epoch.
+    state = train.make_state(cfg, jax.tree.map(jnp.copy, params), "adam")
+    x_dev, y_dev = jnp.asarray(splits.train_x), jnp.asarray(splits.train_y)
+    orders_dev = jnp.asarray(orders, jnp.int32)
+    start = time.perf_counter()
+    epoch_fn = train.train_epoch.lower(state, x_dev, y_dev, orders_dev[0]).compile()
+    compile_seconds = time.perf_counter() - start
+    state, m = epoch_fn(state, x_dev, y_dev, orders_dev[0])
+    jax.block_until_ready(m)
+    scanned = []
+    for epoch in range(1, args.epochs + 1):
+        start = time.perf_counter()
+        state, m = epoch_fn(state, x_dev, y_dev, orders_dev[epoch])
+        jax.block_until_ready(m)
+        scanned.append(time.perf_counter() - start)
+
+    result = {
+        "train_examples": int(len(splits.train_y)),
+        "steps_per_epoch": int(orders.shape[1]),
+        "device": jax.devices()[0].device_kind,
+        "per_step_reference_loader_seconds_per_epoch": per_step["reference_loader"],
+        "per_step_gather_loader_seconds_per_epoch": per_step["gather_loader"],
+        "scanned_seconds_per_epoch": float(np.median(scanned)),
+        "scanned_compile_seconds": compile_seconds,
+        "ratio_scanned_over_reference_loop": float(np.median(scanned)) / per_step["reference_loader"],
+        "ratio_scanned_over_gather_loop": float(np.median(scanned)) / per_step["gather_loader"],
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
