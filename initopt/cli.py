@@ -274,7 +274,7 @@ def _results_table(results: dict) -> Table:
 @handles_errors
 def train(
     optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="sgd, momentum, adam, nesterov, rmsprop, adamw, adagrad; a comma list, or all (the reference three).")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with [model], [data], [train] sections; options override it.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with \\[model], \\[data], \\[train] sections; options override it.")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (default: each optimizer's reference rate).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (reference: 40).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Batch size (reference: 256).")] = None,
@@ -350,6 +350,116 @@ def train(
     if diverged:
         epochs_done = ", ".join(f"{k} at epoch {results[k]['epochs_completed']}" for k in diverged)
         raise fail(f"Training diverged (non-finite loss): {epochs_done}; metrics kept in {group_dir}.", code=3)
+
+
+# ----------------------------------------------------------------------------- surface
+class Kind(str, enum.Enum):
+    pathological = "pathological"
+    steep = "steep"
+    rosenbrock = "rosenbrock"
+    beale = "beale"
+    himmelblau = "himmelblau"
+    rastrigin = "rastrigin"
+    saddle = "saddle"
+
+
+def _surface_table(result: dict) -> Table:
+    table = Table(title=f"{result['surface']}: {result['steps']} updates from {result['start']} "
+                        f"(converged: within {result['tolerance']} of a known minimum)")
+    for col in ("optimizer", "lr", "final loss", "distance to min", "converged"):
+        table.add_column(col, justify="right")
+    for opt, r in result["optimizers"].items():
+        table.add_row(opt, f"{r['lr']:g}", _fmt(r["final_loss"]), _fmt(r["distance_to_minimum"]),
+                      "yes" if r["converged"] else "no")
+    return table
+
+
+def _starts_table(result: dict) -> Table:
+    n = result["starts"]["n"]
+    table = Table(title=f"{n} random starts" + (", learning rates tuned" if result.get("tune") else ""))
+    for col in ("optimizer", "lr", "success rate", "median final loss", "diverged"):
+        table.add_column(col, justify="right")
+    for opt, r in result["starts"]["optimizers"].items():
+        table.add_row(opt, f"{r['lr']:g}", f"{r['success_rate']:.1%}", _fmt(r["median_final_loss"]), str(r["diverged"]))
+    return table
+
+
+@app.command()
+@handles_errors
+def surface(
+    kind: Annotated[Kind, typer.Option("--kind", help="The 2D loss surface.")] = Kind.steep,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="Comma list of optimizers, or all (sgd, momentum, adam).")] = "all",
+    lr: Annotated[Optional[float], typer.Option("--lr", help="One learning rate for every optimizer (default: the surface's reference rates).")] = None,
+    steps: Annotated[int, typer.Option("--steps", help="Updates per trajectory.", min=1, max=100_000)] = 100,
+    start: Annotated[Optional[str], typer.Option("--start", help="Start point w1,w2 (default: the surface's).")] = None,
+    starts: Annotated[int, typer.Option("--starts", help="Also run N random starts in the plot range (vmapped); report success rates.", min=0, max=1_000_000)] = 0,
+    tune: Annotated[bool, typer.Option("--tune", help="Try a grid of learning rates (x0.01 .. x10 the default) per optimizer, same step budget; report the best.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random starts.")] = 0,
+    beta: Annotated[float, typer.Option("--beta", help="Momentum coefficient.", min=0.0, max=0.999999)] = 0.9,
+    out: OutOpt = Path("outputs"),
+    as_json: JsonOpt = False,
+):
+    """Run optimizers on a 2D loss surface; draw their trajectories; judge whether they reach a minimum."""
+    from initopt import io
+    from initopt.errors import ConfigError
+    from initopt.optimizers import parse_optimizers
+
+    optimizers = parse_optimizers(optimizer)
+    if lr is not None and not lr > 0:
+        raise ConfigError(f"The learning rate must be a positive number, not {lr}.")
+    if tune and starts == 0:
+        starts = 64
+    import numpy as np
+
+    from initopt import plots, surfaces as S
+
+    surf = S.SURFACES[kind.value]
+    w0 = S.parse_start(start) if start else surf.start
+    name = kind.value + ("" if start is None else f"-start{w0[0]:g}_{w0[1]:g}") + ("" if lr is None else f"-lr{lr:g}") \
+        + ("" if steps == 100 else f"-steps{steps}")
+    run_dir = io.ensure_dir(Path(out) / "surface" / name)
+    t0 = time.perf_counter()
+    result: dict = {"surface": surf.name, "start": list(w0), "steps": steps, "tolerance": surf.tolerance,
+                    "min_value": surf.min_value, "minima": [list(m) for m in surf.minima], "optimizers": {}}
+    trajectories = {}
+    for opt in optimizers:
+        opt_lr = S.default_lr(surf, opt) if lr is None else lr
+        rows, w_final, loss_final = S.trajectory(surf.name, opt, opt_lr, beta, np.asarray(w0, np.float32), steps)
+        rows = np.asarray(rows, np.float64)
+        trajectories[opt] = np.vstack([rows, np.r_[np.asarray(w_final, np.float64), float(loss_final)]])
+        result["optimizers"][opt] = {"lr": opt_lr, **S.verdict(surf, w_final, loss_final), "trajectory": rows}
+    ends = None
+    if starts:
+        starts_N = S.random_starts(surf, starts, seed)
+        result["starts"] = {"n": starts, "seed": seed, "optimizers": {}}
+        result["tune"] = tune
+        ends = {}
+        for opt in optimizers:
+            base = S.default_lr(surf, opt) if lr is None else lr
+            lrs = [base * f for f in S.TUNE_FACTORS] if tune else [base]
+            w_LN2, loss_LN = S.batch_final(surf.name, opt, np.asarray(lrs, np.float32), beta, starts_N, steps)
+            stats_L = S.start_statistics(surf, w_LN2, loss_LN)
+            best = S.best_of(lrs, stats_L)
+            ends[opt] = np.asarray(w_LN2[best])
+            entry = {"lr": lrs[best], **stats_L[best]}
+            if tune:
+                entry["grid"] = [{"lr": l, **s} for l, s in zip(lrs, stats_L)]
+            result["starts"]["optimizers"][opt] = entry
+    result["seconds"] = time.perf_counter() - t0
+
+    X, Y, Z = S.loss_grid(surf)
+    io.save_figure(plots.surface_3d(X, Y, Z, surf.name, surf.log_plot, surf.min_value), run_dir / "surface_3d.png")
+    io.save_figure(plots.surface_trajectories(X, Y, Z, trajectories, surf.minima, surf.name, surf.log_plot,
+                                              surf.min_value, ends, surf.ravine), run_dir / "trajectories.png")
+    io.save_figure(plots.loss_curves(trajectories, surf.name, surf.min_value), run_dir / "loss.png")
+    io.write_json(run_dir / "metrics.json", result)
+    result["run_dir"] = str(run_dir)
+    if as_json:
+        return emit_json(result)
+    out_console.print(_surface_table(result))
+    if starts:
+        out_console.print(_starts_table(result))
+    err_console.print(f"Wrote {run_dir} ({result['seconds']:.1f} s)")
 
 
 def main() -> None:

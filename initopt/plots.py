@@ -107,3 +107,70 @@ def training_curves(runs: dict[str, dict], title: str = "Training"):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _surface_values(Z: np.ndarray, log: bool, min_value: float):
+    """log10(loss - min + 1e-3) for surfaces with a huge range, else the loss itself."""
+    return (np.log10(Z - min_value + 1e-3), "log10(loss - min)") if log else (Z, "loss")
+
+
+def surface_3d(X, Y, Z, name: str, log: bool = False, min_value: float = 0.0):
+    """The loss surface in 3D."""
+    values, label = _surface_values(Z, log, min_value)
+    fig = plt.figure(figsize=(7, 5.5))
+    ax = fig.add_subplot(projection="3d")
+    ax.plot_surface(X, Y, values, cmap="viridis", linewidth=0, antialiased=True, rstride=2, cstride=2)
+    ax.set(xlabel="w1", ylabel="w2", zlabel=label, title=f"{name} surface")
+    ax.view_init(elev=35, azim=-60)
+    fig.tight_layout()
+    return fig
+
+
+def surface_trajectories(X, Y, Z, trajectories: dict[str, np.ndarray], minima, name: str,
+                         log: bool = False, min_value: float = 0.0, ends: dict[str, np.ndarray] | None = None,
+                         ravine: bool = False):
+    """A heat map of the loss with each optimizer's path: start (o), end (x), known minima (*).
+
+    ``ends`` (optional): final points of many random starts per optimizer, drawn as dots.
+    """
+    values, label = _surface_values(Z, log, min_value)
+    fig, ax = plt.subplots(figsize=(7.5, 6.2))
+    mesh = ax.pcolormesh(X, Y, values, cmap="viridis", shading="auto")
+    ax.contour(X, Y, values, levels=15, colors="white", linewidths=0.4, alpha=0.5)
+    fig.colorbar(mesh, ax=ax, label=label)
+    for i, (opt, rows) in enumerate(trajectories.items()):
+        color = COLORS.get(opt, f"C{i + 3}")
+        if ends is not None and opt in ends:
+            ax.scatter(ends[opt][:, 0], ends[opt][:, 1], s=6, color=color, alpha=0.5, zorder=2)
+        (x0, x1), (y0, y1) = (X.min(), X.max()), (Y.min(), Y.max())
+        end = rows[-1]
+        inside = x0 <= end[0] <= x1 and y0 <= end[1] <= y1
+        label = f"{opt}: ends at ({end[0]:.3g}, {end[1]:.3g})" + ("" if inside else ", off the map")
+        ax.plot(rows[:, 0], rows[:, 1], "-", color=color, lw=1.6, label=label, zorder=3)
+        ax.plot(rows[:, 0], rows[:, 1], ".", color=color, ms=3, zorder=3)
+        ax.plot(rows[-1, 0], rows[-1, 1], "x", color=color, ms=11, mew=2.5, zorder=4)
+    first = next(iter(trajectories.values()))
+    ax.plot(first[0, 0], first[0, 1], "o", color="white", mec="black", ms=10, zorder=5, label="start")
+    if ravine:
+        ax.axvline(0.0, color="gold", ls="--", lw=1.5, zorder=2, label="ravine floor (w1 = 0)")
+    elif minima:
+        m = np.asarray(minima)
+        ax.plot(m[:, 0], m[:, 1], "*", color="gold", mec="black", ms=14, zorder=5, label="known minimum")
+    ax.set(xlim=(X.min(), X.max()), ylim=(Y.min(), Y.max()), xlabel="w1", ylabel="w2",
+           title=f"{name}: optimizer trajectories (x: last position"
+                 + (", dots: ends from random starts)" if ends else ")"))
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(trajectories: dict[str, np.ndarray], name: str, min_value: float):
+    """Loss against step for every optimizer, with the global minimum as a dotted line."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (opt, rows) in enumerate(trajectories.items()):
+        ax.plot(np.arange(len(rows)), rows[:, 2], color=COLORS.get(opt, f"C{i + 3}"), label=opt)
+    ax.axhline(min_value, color="k", ls=":", lw=1, label="global minimum")
+    ax.set(xlabel="step", ylabel="loss", title=f"{name}: loss against step")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

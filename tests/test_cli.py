@@ -218,3 +218,52 @@ def test_train_bad_input(tiny_data, tmp_path, args, text):
 def test_train_smoke_config_on_real_data(tmp_path):
     out = train_json("--config", "configs/smoke.toml", "--optimizer", "adam", "--quiet", "--out", tmp_path)
     assert out["status"] == "complete" and out["test_acc"] > 0.7  # 2 epochs on 4096 images
+
+
+# ----------------------------------------------------------------------------- surface
+@pytest.mark.parametrize("kind, converged", [("pathological", {"momentum", "adam"}), ("steep", {"adam"})])
+def test_surface_reference_outcomes(tmp_path, kind, converged):
+    result = invoke("surface", "--kind", kind, "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert {o for o, r in printed["optimizers"].items() if r["converged"]} == converged
+    run_dir = tmp_path / "surface" / kind
+    written = json.loads((run_dir / "metrics.json").read_text())
+    for opt in ("sgd", "momentum", "adam"):
+        rows = written["optimizers"][opt]["trajectory"]
+        assert len(rows) == 100 and rows[0][:2] == printed["start"]
+    for name in ("surface_3d.png", "trajectories.png", "loss.png"):
+        assert_png(run_dir / name)
+
+
+def test_surface_starts_and_tune(tmp_path):
+    result = invoke("surface", "--kind", "himmelblau", "--starts", "32", "--tune", "--steps", "60",
+                    "--optimizer", "sgd,adam", "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    starts = json.loads(result.stdout)["starts"]
+    assert starts["n"] == 32 and set(starts["optimizers"]) == {"sgd", "adam"}
+    for entry in starts["optimizers"].values():
+        assert len(entry["grid"]) == 7 and 0 <= entry["success_rate"] <= 1
+        best = max(g["success_rate"] for g in entry["grid"])
+        assert entry["success_rate"] == best
+    rows = json.loads((tmp_path / "surface" / "himmelblau-steps60" / "metrics.json").read_text())
+    assert len(rows["optimizers"]["adam"]["trajectory"]) == 60
+
+
+def test_surface_start_and_lr_override(tmp_path):
+    result = invoke("surface", "--kind", "saddle", "--start", "1,0.5", "--lr", "0.05", "--optimizer", "sgd",
+                    "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["start"] == [1.0, 0.5] and out["optimizers"]["sgd"]["lr"] == 0.05
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--kind", "nope"], "'nope' is not one of"),
+    (["--optimizer", "nope"], "Unknown optimizer 'nope'"),
+    (["--start", "a,b"], "--start takes two numbers"),
+    (["--lr", "-1"], "must be a positive number"),
+    (["--steps", "0"], "Invalid value for '--steps'"),
+])
+def test_surface_bad_input(tmp_path, args, text):
+    assert_clean_error(invoke("surface", *args, "--out", tmp_path), text)
