@@ -29,10 +29,23 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # mkstemp makes 0600 files; outputs are shared like any other file
+
+
 def _write_atomic(path: Path, write) -> Path:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise InitoptError(f"Cannot write {path}: {e.strerror or e}.") from None
+    try:
+        os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)

@@ -267,3 +267,10 @@ def test_surface_start_and_lr_override(tmp_path):
 ])
 def test_surface_bad_input(tmp_path, args, text):
     assert_clean_error(invoke("surface", *args, "--out", tmp_path), text)
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    from initopt import io
+
+    path = io.write_json(tmp_path / "x.json", {"a": 1})
+    assert path.stat().st_mode & 0o044 == 0o044
