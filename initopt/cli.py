@@ -24,6 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out_console = Console()
+if not out_console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+    out_console = Console(width=160)
 err_console = Console(stderr=True)
 
 
@@ -159,6 +161,7 @@ def init_stats(
     grid: Annotated[bool, typer.Option("--grid", help="The reference grid: 6 inits x identity/tanh/relu in one go.")] = False,
     hidden: HiddenOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="PRNGKey of model.init.")] = 42,
+    n_seeds: Annotated[int, typer.Option("--seeds", help="Initialisations SEED..SEED+N-1: mean and spread of every per-layer variance.", min=1, max=10_000)] = 1,
     prng: PrngOpt = Prng.legacy,
     data_dir: DataDirOpt = None,
     out: OutOpt = Path("outputs"),
@@ -174,6 +177,8 @@ def init_stats(
     }).model
     if grid and scale is not None:
         raise fail("--grid uses the reference scales; drop --scale.")
+    if grid and n_seeds > 1:
+        raise fail("--grid and --seeds do not combine; run --seeds per cell.")
     base = io.ensure_dir(Path(out) / "init-stats")
 
     from initopt import data as data_lib, env, plots, stats
@@ -190,10 +195,16 @@ def init_stats(
         io.save_figure(plots.variance_grid(cells), run_dir / "variance_grid.png")
         metrics = {"cells": cells, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
     else:
-        result = stats.init_stats(model_cfg, x, y, seed)
+        if n_seeds > 1:
+            result = stats.seeds_stats(model_cfg, x, y, list(range(seed, seed + n_seeds)))
+        else:
+            result = stats.init_stats(model_cfg, x, y, seed)
         seconds = time.perf_counter() - start
         s = result.summary
-        run_dir = io.ensure_dir(base / _stats_run_name(s["init"], s["scale"], s["act"], model_cfg.hidden, prng.value, seed))
+        name = _stats_run_name(s["init"], s["scale"], s["act"], model_cfg.hidden, prng.value, seed)
+        run_dir = io.ensure_dir(base / (name + (f"-seeds{n_seeds}" if n_seeds > 1 else "")))
+        if n_seeds > 1:
+            io.save_figure(plots.variance_over_seeds(s), run_dir / "variance_seeds.png")
         title = f"{s['init']}" + (f" {s['scale']:g}" if s["scale"] is not None else "") + f", {s['act']}"
         for key, what, color in (("weights", "weight", "C0"), ("grads", "gradient", "C1"), ("acts", "activation", "C2")):
             fig = plots.histograms(result.arrays[key], s["layers"], f"{what} distribution: {title}", what, color)
@@ -219,6 +230,14 @@ def init_stats(
         out_console.print(table)
     else:
         out_console.print(_stats_table(metrics))
+        if n_seeds > 1:
+            table = Table(title=f"Over {n_seeds} initialisations (seeds {seed}..{seed + n_seeds - 1}): mean ± std")
+            for col in ("layer", "weight var", "act var", "grad var"):
+                table.add_column(col, justify="right")
+            for i, layer in enumerate(metrics["layers"]):
+                table.add_row(layer, *(f"{metrics[k + '_seed_mean'][i]:.4g} ± {metrics[k + '_seed_std'][i]:.2g}"
+                                       for k in ("weight_var", "act_var", "grad_var")))
+            out_console.print(table)
     err_console.print(f"Wrote {run_dir} ({seconds:.1f} s)")
 
 
@@ -235,6 +254,14 @@ def _group_name(config_file: Optional[Path], overrides: dict) -> str:
     return name
 
 
+def _last_val(h) -> float:
+    """The latest validation accuracy (the mean over seeds for multi-seed runs)."""
+    import numpy as np
+
+    last = [v[-1] for v in h.val_scores] if isinstance(h.best_epoch, list) else [h.val_scores[-1]]
+    return float(np.mean(last))
+
+
 def _epoch_reporter(quiet: bool, n_epochs: int, label: str):
     """A rich progress bar on a terminal, one plain line per epoch otherwise (none with --quiet)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -247,26 +274,44 @@ def _epoch_reporter(quiet: bool, n_epochs: int, label: str):
         task = bar.add_task(label, total=n_epochs, val="-")
 
         def update(p):
-            bar.update(task, completed=p.epoch, val=f"{p.history.val_scores[-1]:.4f}")
+            bar.update(task, completed=p.epoch, val=f"{_last_val(p.history):.4f}")
 
         return bar, update
 
     def line(p):
         h = p.history
-        err_console.print(f"{label} epoch {p.epoch}/{n_epochs}: train acc {h.train_scores[-1]:.4f}, "
-                          f"val acc {h.val_scores[-1]:.4f}, loss {h.train_loss[-1]:.4g} "
-                          f"({h.epoch_seconds[-1]:.2f} s)", highlight=False)
+        err_console.print(f"{label} epoch {p.epoch}/{n_epochs}: val acc {_last_val(h):.4f}"
+                          + (" (mean over seeds)" if isinstance(h.best_epoch, list) else "")
+                          + f" ({h.epoch_seconds[-1]:.2f} s)", highlight=False)
 
     return None, line
 
 
+def _acc_with_ci(m: dict) -> str:
+    if m.get("test_acc_ci95"):
+        lo, hi = m["test_acc_ci95"]
+        return f"{m['test_acc_mean']:.4f} ± {(hi - lo) / 2:.4f}"
+    return _fmt(m["test_acc"])
+
+
 def _results_table(results: dict) -> Table:
-    table = Table(title="Training results (test accuracy of the best-validation epoch)")
-    for col in ("optimizer", "lr", "status", "best epoch", "best val acc", "test acc", "s / epoch"):
+    table = Table(title="Training results (test accuracy of the best-validation epoch; ± is the 95% CI over seeds)")
+    for col in ("optimizer", "lr", "seeds", "status", "best epoch", "best val acc", "test acc", "s / epoch"):
         table.add_column(col, justify="right")
     for name, m in results.items():
-        table.add_row(name, f"{m['lr']:g}", m["status"], str(m["best_epoch"] or "-"),
-                      _fmt(m["best_val_acc"]), _fmt(m["test_acc"]), _fmt(m["seconds_per_epoch"]))
+        table.add_row(name, f"{m['lr']:g}", str(len(m.get("seeds", [0]))), m["status"], str(m["best_epoch"] or "-"),
+                      _fmt(m["best_val_acc"]), _acc_with_ci(m), _fmt(m["seconds_per_epoch"]))
+    return table
+
+
+def _paired_table(paired: list[dict]) -> Table:
+    table = Table(title="Paired differences in test accuracy (same seeds: same inits and batch orders)")
+    for col in ("a - b", "seeds", "mean difference", "95% CI", "excludes 0"):
+        table.add_column(col, justify="right")
+    for p in paired:
+        ci = "-" if p["ci95"] is None else f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]"
+        diff = "-" if p["mean_diff"] is None else f"{p['mean_diff']:+.4f}"
+        table.add_row(f"{p['a']} - {p['b']}", str(p["n"]), diff, ci, "yes" if p["excludes_zero"] else "no")
     return table
 
 
@@ -282,6 +327,7 @@ def train(
     act: Annotated[Optional[Act], typer.Option("--act", help="Activation (reference: relu).")] = None,
     hidden: HiddenOpt = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Init key and batch order (reference: 42); the split stays fixed.")] = None,
+    n_seeds: Annotated[Optional[int], typer.Option("--seeds", help="Train seeds SEED..SEED+N-1 as one vmapped program, sharded over all devices; report mean and 95% CI.")] = None,
     prng: Annotated[Optional[Prng], typer.Option("--prng", help="legacy (default) reproduces the published runs; modern is JAX's default.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Run group directory under OUT/train (default: from the config and options).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain even if the run finished.")] = False,
@@ -299,7 +345,7 @@ def train(
         "train.lr": lr, "train.epochs": epochs, "train.batch_size": batch_size,
         "model.init": init.value if init else None, "model.act": act.value if act else None,
         "model.hidden": list(config.parse_hidden(hidden)) if hidden else None,
-        "train.seed": seed, "train.prng": prng.value if prng else None,
+        "train.seed": seed, "train.seeds": n_seeds, "train.prng": prng.value if prng else None,
     }
     cfg = config.load(config_file, overrides)
     optimizers = parse_optimizers(cfg.train.optimizers)
@@ -338,18 +384,68 @@ def train(
             io.save_figure(plots.training_curves({opt: metrics}, f"{opt}, lr {metrics['lr']:g}"), run_dir / "curves.png")
         metrics["run_dir"] = str(run_dir)
         results[opt] = metrics
+    paired = None
     if len(results) > 1:
+        from initopt.seeds import paired_comparisons
+
+        if cfg.train.seeds > 1:
+            paired = paired_comparisons({k: v["test_acc_per_seed"] for k, v in results.items()})
+        keys = ("lr", "status", "test_acc", "best_epoch", "best_val_acc", "test_acc_per_seed", "test_acc_ci95")
         io.save_figure(plots.training_curves(results, "Optimizer comparison"), group_dir / "comparison.png")
-        io.write_json(group_dir / "comparison.json", {k: {m: v[m] for m in ("lr", "status", "test_acc", "best_epoch", "best_val_acc")} for k, v in results.items()})
+        io.write_json(group_dir / "comparison.json", {
+            "runs": {k: {m: v[m] for m in keys if m in v} for k, v in results.items()},
+            "paired": paired,
+        })
     if as_json:
-        emit_json(results[optimizers[0]] if len(results) == 1 else {"runs": results})
+        emit_json(results[optimizers[0]] if len(results) == 1 else {"runs": results, "paired": paired})
     else:
         out_console.print(_results_table(results))
+        if paired:
+            out_console.print(_paired_table(paired))
         err_console.print(f"Wrote {group_dir}")
     diverged = [k for k, v in results.items() if v["status"] == "diverged"]
     if diverged:
         epochs_done = ", ".join(f"{k} at epoch {results[k]['epochs_completed']}" for k in diverged)
         raise fail(f"Training diverged (non-finite loss): {epochs_done}; metrics kept in {group_dir}.", code=3)
+
+
+# ----------------------------------------------------------------------------- report
+@app.command()
+@handles_errors
+def report(
+    run_dirs: Annotated[Optional[list[Path]], typer.Argument(help="Run directories or folders holding them (default: OUT/train).")] = None,
+    out: OutOpt = Path("outputs"),
+    as_json: JsonOpt = False,
+):
+    """One table (terminal, Markdown, CSV) and one figure of finished training runs."""
+    from initopt import io, report as rep
+
+    root = Path(out) / "train"
+    paths = list(run_dirs) if run_dirs else [root]
+    if not run_dirs and not root.exists():
+        raise fail(f"No training runs under {root}; run `initopt train` first or name run directories.")
+    runs = [rep.load_run(d, root) for d in rep.find_runs(paths)]
+    if not runs:
+        raise fail(f"No finished training runs found in {', '.join(map(str, paths))}.")
+    rows = [rep.row(r) for r in runs]
+    report_dir = io.ensure_dir(Path(out) / "report")
+
+    from initopt import plots
+
+    io.write_text(report_dir / "report.md", rep.markdown(rows))
+    io.write_text(report_dir / "report.csv", rep.csv_text(rows))
+    io.save_figure(plots.report_figure(runs), report_dir / "report.png")
+    io.write_json(report_dir / "report.json", rows)
+    if as_json:
+        return emit_json({"runs": rows, "report_dir": str(report_dir)})
+    table = Table(title=f"{len(rows)} training runs")
+    for col in ("run", "optimizer", "lr", "seeds", "status", "test acc", "95% CI"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for r in rows:
+        ci = "-" if r["ci95_low"] is None else f"[{r['ci95_low']:.4f}, {r['ci95_high']:.4f}]"
+        table.add_row(r["run"], r["optimizer"], f"{r['lr']:g}", str(r["seeds"]), r["status"], _fmt(r["test_acc"]), ci)
+    out_console.print(table)
+    err_console.print(f"Wrote {report_dir}")
 
 
 # ----------------------------------------------------------------------------- surface

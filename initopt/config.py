@@ -47,6 +47,7 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 256
     seed: int = 42  # init key and batch order; the train/val split is always seed 42
+    seeds: int = 1  # train seeds seed, seed+1, ... as one vmapped program
     beta: float = 0.9  # momentum
     weight_decay: float = 1e-4  # adamw only
     prng: str = "legacy"
@@ -128,6 +129,8 @@ def validate(cfg: Config, source: str = "the options") -> Config:
         raise ConfigError(f"The learning rate must be a positive number, not {t.lr} ({source}).")
     if not 0 <= t.beta < 1:
         raise ConfigError(f"train.beta must lie in [0, 1), not {t.beta} ({source}).")
+    if t.seeds < 1:
+        raise ConfigError(f"train.seeds must be at least 1, not {t.seeds} ({source}).")
     if t.seed < 0:
         raise ConfigError(f"train.seed must be non-negative, not {t.seed} ({source}).")
     return dataclasses.replace(

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "font.size": 9})
@@ -87,20 +88,44 @@ def variance_grid(cells: list[dict]):
     return fig
 
 
+def curve_band(values) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Mean and 95% band over seeds per epoch for a list of per-seed curves; the curve itself otherwise."""
+    arr = np.asarray(values, np.float64)
+    if arr.ndim == 1:
+        return arr, None, None
+    mean = arr.mean(0)
+    if len(arr) < 2:
+        return mean, None, None
+    from initopt.seeds import t_quantile_975
+
+    half = t_quantile_975(len(arr) - 1) * arr.std(0, ddof=1) / np.sqrt(len(arr))
+    return mean, mean - half, mean + half
+
+
+def _plot_band(ax, values, color, **kwargs):
+    mean, lo, hi = curve_band(values)
+    epochs = np.arange(1, len(mean) + 1)
+    ax.plot(epochs, mean, color=color, **kwargs)
+    if lo is not None:
+        ax.fill_between(epochs, lo, hi, color=color, alpha=0.2, lw=0)
+
+
 def training_curves(runs: dict[str, dict], title: str = "Training"):
-    """Accuracy (train dashed, validation solid) and loss per epoch, one colour per run."""
+    """Accuracy (train dashed, validation solid) and loss per epoch, one colour per run;
+    multi-seed runs show the mean over seeds with a shaded 95% confidence band."""
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (name, m) in enumerate(runs.items()):
         color = COLORS.get(name, f"C{i}")
-        epochs = np.arange(1, len(m["val_scores"]) + 1)
         test = f", test {m['test_acc']:.2%}" if m.get("test_acc") is not None else ""
-        ax_acc.plot(epochs, m["val_scores"], color=color, label=f"{name} val{test}")
-        ax_acc.plot(epochs, m["train_scores"], color=color, ls="--", alpha=0.7, label=f"{name} train")
-        ax_loss.plot(epochs, m["train_loss"], color=color, ls="--", alpha=0.7, label=f"{name} train")
-        ax_loss.plot(epochs, m["val_loss"], color=color, label=f"{name} val")
+        _plot_band(ax_acc, m["val_scores"], color, label=f"{name} val{test}")
+        _plot_band(ax_acc, m["train_scores"], color, ls="--", alpha=0.7, label=f"{name} train")
+        _plot_band(ax_loss, m["train_loss"], color, ls="--", alpha=0.7, label=f"{name} train")
+        _plot_band(ax_loss, m["val_loss"], color, label=f"{name} val")
         if m.get("best_epoch"):
             ax_acc.plot(m["best_epoch"], m["val_scores"][m["best_epoch"] - 1], "*", color=color, ms=12)
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy (star: best validation epoch)")
+    for ax in (ax_acc, ax_loss):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss", yscale="log")
     ax_acc.legend(fontsize=7)
     ax_loss.legend(fontsize=7)
@@ -172,5 +197,46 @@ def loss_curves(trajectories: dict[str, np.ndarray], name: str, min_value: float
     ax.axhline(min_value, color="k", ls=":", lw=1, label="global minimum")
     ax.set(xlabel="step", ylabel="loss", title=f"{name}: loss against step")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def report_figure(runs: list[dict]):
+    """Validation accuracy per epoch (mean and 95% band over seeds) and test accuracy with intervals."""
+    fig, (ax_curve, ax_test) = plt.subplots(1, 2, figsize=(13, max(4.0, 0.35 * len(runs) + 2)),
+                                            gridspec_kw={"width_ratios": [3, 2]})
+    for i, run in enumerate(runs):
+        m = run["metrics"]
+        _plot_band(ax_curve, m["val_scores"], f"C{i % 10}", label=run["name"])
+        acc = m.get("test_acc")
+        if acc is not None:
+            ci = m.get("test_acc_ci95")
+            err = [[acc - ci[0]], [ci[1] - acc]] if ci else None
+            ax_test.errorbar([acc], [i], xerr=err, fmt="o", color=f"C{i % 10}", capsize=4)
+    ax_curve.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy (band: 95% CI over seeds)")
+    ax_curve.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax_curve.legend(fontsize=7)
+    ax_test.set_yticks(range(len(runs)), [r["name"] for r in runs], fontsize=7)
+    ax_test.invert_yaxis()
+    ax_test.set(xlabel="test accuracy", title="test accuracy (bars: 95% CI over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def variance_over_seeds(summary: dict):
+    """Activation and gradient variance per layer: mean and spread (std) over initialisations."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(len(summary["layers"])) * 2
+    for ax, key, what in ((axes[0], "act_var", "activation variance"), (axes[1], "grad_var", "gradient variance")):
+        per_seed = np.asarray(summary[f"{key}_per_seed"])
+        for row in per_seed:
+            ax.plot(x, row, color="C0", alpha=0.15, lw=0.8)
+        ax.errorbar(x, summary[f"{key}_seed_mean"], yerr=summary[f"{key}_seed_std"], color="C0", marker="o",
+                    capsize=4, label=f"mean ± std over {len(per_seed)} seeds")
+        if key == "act_var" and summary["act_var_predicted"][0] is not None:
+            ax.plot(x, summary["act_var_predicted"], "k--", label="theory")
+        ax.set(xlabel="layer", ylabel=what, yscale="log", xticks=x)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{summary['init']}, {summary['act']}: variance over initialisations")
     fig.tight_layout()
     return fig

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from flax import serialization
 
-from initopt import io, train
+from initopt import io, seeds, train
 from initopt.config import Config, to_dict
 from initopt.data import Splits
 from initopt.errors import InitoptError
@@ -58,6 +58,36 @@ def restore_progress(run_dir: Path, template: train.Progress) -> train.Progress:
     except (KeyError, ValueError, TypeError) as e:
         raise InitoptError(f"Checkpoint {run_dir / CHECKPOINT} does not fit this run ({e}).") from None
     return train.Progress(state=state, best_params=best, history=history, epoch=epoch)
+
+
+def seed_metrics_of(progress: train.Progress, test_accs: list, optimizer: str, lr: float, seed_list: list[int]) -> dict:
+    """Every seed's curves and test accuracy, with their mean, std and 95% interval."""
+    h = progress.history
+    agg = seeds.mean_ci95(test_accs)
+    best_vals = [v if e is not None else None for v, e in zip(h.best_val, h.best_epoch)]
+    return {
+        "optimizer": optimizer,
+        "lr": lr,
+        "status": progress.status,
+        "epochs_completed": progress.epoch,
+        "seeds": seed_list,
+        "test_acc": agg["mean"],
+        "test_acc_per_seed": test_accs,
+        "test_acc_mean": agg["mean"],
+        "test_acc_std": agg["std"],
+        "test_acc_ci95": agg["ci95"],
+        "best_epoch": None,
+        "best_val_acc": seeds.mean_ci95(best_vals)["mean"],
+        "best_epoch_per_seed": h.best_epoch,
+        "best_val_acc_per_seed": best_vals,
+        "diverged_epoch_per_seed": h.diverged_epoch,
+        "train_scores": h.train_scores,
+        "val_scores": h.val_scores,
+        "train_loss": h.train_loss,
+        "val_loss": h.val_loss,
+        "seconds_per_epoch": float(np.mean(h.epoch_seconds)) if h.epoch_seconds else None,
+        "seconds_per_model_epoch": float(np.mean(h.epoch_seconds)) / len(seed_list) if h.epoch_seconds else None,
+    }
 
 
 def metrics_of(progress: train.Progress, test_acc: float | None, optimizer: str, lr: float) -> dict:
@@ -115,7 +145,11 @@ def run(
             return {**finished, "skipped": True}
     io.write_json(run_dir / "config.json", config_json)
 
-    progress = train.initial_progress(cfg, x_example, optimizer)
+    n_seeds = cfg.train.seeds
+    if n_seeds == 1:
+        progress = train.initial_progress(cfg, x_example, optimizer)
+    else:
+        progress = seeds.initial_progress(cfg, x_example, optimizer, n_seeds)
     if (run_dir / CHECKPOINT).is_file():
         progress = restore_progress(run_dir, progress)
         if on_resume is not None:
@@ -124,24 +158,35 @@ def run(
 
     def epoch_done(p: train.Progress) -> None:
         save_progress(run_dir, p)
-        if p.history.best_epoch == p.epoch:
+        best = p.history.best_epoch
+        if p.epoch in (best if isinstance(best, list) else [best]):
             io.save_checkpoint(run_dir / BEST_PARAMS, p.best_params)
         if on_epoch is not None:
             on_epoch(p)
 
     io.write_json(run_dir / "run.json", {**run_info, "status": "running"})
     try:
-        progress = train.fit(cfg, splits, progress, epoch_done)
+        if n_seeds == 1:
+            progress = train.fit(cfg, splits, progress, epoch_done)
+        else:
+            progress = seeds.fit_seeds(cfg, splits, progress, n_seeds, epoch_done)
     except KeyboardInterrupt:
         io.write_json(run_dir / "run.json", {**run_info, "status": "interrupted", "epochs_completed": progress.epoch})
         raise
-    metrics = metrics_of(progress, train.test_accuracy(progress, splits), optimizer, config_json["train"]["lr"])
+    lr = config_json["train"]["lr"]
+    if n_seeds == 1:
+        metrics = metrics_of(progress, train.test_accuracy(progress, splits), optimizer, lr)
+    else:
+        test_accs = seeds.test_accuracies(progress, splits)
+        metrics = seed_metrics_of(progress, test_accs, optimizer, lr, seeds.seed_values(cfg, n_seeds))
     io.write_json(run_dir / "run.json", {
         **run_info,
         "status": progress.status,
         "compile_seconds": progress.compile_seconds,
         "epoch_seconds": progress.history.epoch_seconds,
         "seconds_per_epoch": metrics["seconds_per_epoch"],
+        "seeds": n_seeds,
+        "seed_devices": len(seeds.seed_mesh(n_seeds).devices.flat) if n_seeds > 1 else 1,
     })
     io.write_json(run_dir / "metrics.json", metrics)
     return metrics

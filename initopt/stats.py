@@ -141,3 +141,19 @@ def grid_stats(
         for i, cfg in enumerate(row):
             results.append(summarize(cfg, jax.tree.map(lambda a, i=i: a[i], arrays_I), x_BxD))
     return results
+
+
+def seeds_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seeds: list[int]) -> InitStats:
+    """Statistics for several initialisations (one compiled program): the first seed's full
+    summary and arrays, plus every seed's per-layer variances with their mean and std."""
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init_params(model_cfg, x_BxD, s) for s in seeds])
+    (arrays_S,) = grid_layer_arrays(tuple(model_cfg.hidden), (model_cfg.act,), [stacked], jnp.asarray(x_BxD), jnp.asarray(y_B))
+    per_seed = [summarize(model_cfg, jax.tree.map(lambda a, i=i: a[i], arrays_S), x_BxD) for i in range(len(seeds))]
+    first = per_seed[0]
+    summary = dict(first.summary, seeds=list(seeds))
+    for key in ("weight_var", "act_var", "grad_var"):
+        values = np.asarray([p.summary[key] for p in per_seed])
+        summary[f"{key}_per_seed"] = values.tolist()
+        summary[f"{key}_seed_mean"] = values.mean(0).tolist()
+        summary[f"{key}_seed_std"] = values.std(0, ddof=1).tolist() if len(seeds) > 1 else [0.0] * values.shape[1]
+    return InitStats(summary, first.arrays)

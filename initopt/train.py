@@ -7,7 +7,6 @@ batches from precomputed indices, so there is no per-step Python work.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from typing import Callable
 
@@ -36,8 +35,7 @@ def train_step(state: TrainState, x_BxD, y_B):
     return state.apply_gradients(grads=grads), (loss, acc)
 
 
-@functools.partial(jax.jit, donate_argnums=0)
-def train_epoch(state: TrainState, train_x_NxD, train_y_N, order_SxB):
+def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB):
     """All ``S`` steps of one epoch; batch ``s`` is ``train[order[s]]``. Metrics are batch means."""
 
     def step(state, idx_B):
@@ -50,11 +48,14 @@ def train_epoch(state: TrainState, train_x_NxD, train_y_N, order_SxB):
     return state, {"loss": loss_S.mean(), "acc": acc_S.mean(), "finite": finite}
 
 
-@functools.partial(jax.jit, static_argnames="apply_fn")
-def evaluate(params, apply_fn, x_NxD, y_N):
+def eval_kernel(params, apply_fn, x_NxD, y_N):
     """Accuracy and mean loss on a whole split."""
     loss, acc = loss_and_accuracy(params, apply_fn, x_NxD, y_N)
     return {"loss": loss, "acc": acc}
+
+
+train_epoch = jax.jit(epoch_kernel, donate_argnums=0)
+evaluate = jax.jit(eval_kernel, static_argnames="apply_fn")
 
 
 @dataclasses.dataclass
@@ -66,8 +67,9 @@ class History:
     val_scores: list[float] = dataclasses.field(default_factory=list)
     val_loss: list[float] = dataclasses.field(default_factory=list)
     epoch_seconds: list[float] = dataclasses.field(default_factory=list)
-    best_epoch: int | None = None  # 1-based
+    best_epoch: int | None = None  # 1-based (a list of them, one per seed, for multi-seed runs)
     best_val: float = -1.0
+    diverged_epoch: list | None = None  # multi-seed runs: per seed, the epoch its loss turned non-finite
 
 
 @dataclasses.dataclass

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -274,3 +275,86 @@ def test_written_files_are_readable_by_others(tmp_path):
 
     path = io.write_json(tmp_path / "x.json", {"a": 1})
     assert path.stat().st_mode & 0o044 == 0o044
+
+
+# ----------------------------------------------------------------------------- seeds and report
+def test_train_seeds_compiles_once_per_optimizer(tiny_data, tmp_path, monkeypatch):
+    from initopt import seeds
+
+    lowered = []
+    real = seeds.train_epoch_seeds
+
+    class CountingJit:
+        def lower(self, *args):
+            lowered.append(1)
+            return real.lower(*args)
+
+    monkeypatch.setattr(seeds, "train_epoch_seeds", CountingJit())
+    out = train_json(*SMOKE, "--optimizer", "sgd,momentum,adam", "--seeds", "4", "--epochs", "3",
+                     "--data-dir", tiny_data, "--out", tmp_path)
+    assert len(lowered) == 3  # one program per optimizer, for all seeds and epochs
+    for opt, m in out["runs"].items():
+        assert m["seeds"] == [42, 43, 44, 45] and len(m["test_acc_per_seed"]) == 4
+        assert len(m["val_scores"]) == 4 and all(len(v) == 3 for v in m["val_scores"])
+        assert m["test_acc_mean"] == pytest.approx(np.mean(m["test_acc_per_seed"]))
+        lo, hi = m["test_acc_ci95"]
+        assert lo <= m["test_acc_mean"] <= hi
+    paired = {(p["a"], p["b"]): p for p in out["paired"]}
+    assert set(paired) == {("sgd", "momentum"), ("sgd", "adam"), ("momentum", "adam")}
+    diffs = np.subtract(out["runs"]["sgd"]["test_acc_per_seed"], out["runs"]["adam"]["test_acc_per_seed"])
+    assert paired[("sgd", "adam")]["mean_diff"] == pytest.approx(diffs.mean())
+    comparison = json.loads((only_group(tmp_path) / "comparison.json").read_text())
+    assert comparison["paired"] == out["paired"]
+
+
+def test_train_seeds_resume(tiny_data, tmp_path, monkeypatch):
+    from initopt import runner
+
+    args = [*SMOKE, "--optimizer", "adam", "--seeds", "2", "--epochs", "3", "--data-dir", tiny_data]
+    whole = train_json(*args, "--out", tmp_path / "a")
+    real_save = runner.save_progress
+
+    def save_then_interrupt(run_dir, progress):
+        real_save(run_dir, progress)
+        if progress.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "save_progress", save_then_interrupt)
+    assert invoke("train", *args, "--out", tmp_path / "b").exit_code == 130
+    monkeypatch.setattr(runner, "save_progress", real_save)
+    resumed = train_json(*args, "--out", tmp_path / "b")
+    for key in ("val_scores", "train_loss", "test_acc_per_seed", "best_epoch_per_seed"):
+        assert resumed[key] == whole[key], key
+
+
+def test_report(tiny_data, tmp_path):
+    train_json(*SMOKE, "--optimizer", "sgd,adam", "--seeds", "2", "--data-dir", tiny_data, "--out", tmp_path)
+    train_json(*SMOKE, "--optimizer", "momentum", "--data-dir", tiny_data, "--out", tmp_path, "--name", "single")
+    result = invoke("report", "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["runs"]
+    assert sorted(r["optimizer"] for r in rows) == ["adam", "momentum", "sgd"]
+    seeded = next(r for r in rows if r["optimizer"] == "adam")
+    assert seeded["seeds"] == 2 and seeded["ci95_low"] <= seeded["test_acc"] <= seeded["ci95_high"]
+    report_dir = tmp_path / "report"
+    csv_lines = (report_dir / "report.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("run,optimizer,lr,seeds") and len(csv_lines) == 4
+    assert (report_dir / "report.md").read_text().count("\n") == 5
+    assert_png(report_dir / "report.png")
+    only = invoke("report", str(tmp_path / "train" / "single"), "--out", tmp_path, "--json")
+    assert [r["optimizer"] for r in json.loads(only.stdout)["runs"]] == ["momentum"]
+
+
+def test_report_bad_input(tmp_path):
+    assert_clean_error(invoke("report", str(tmp_path / "nope"), "--out", tmp_path), "does not exist")
+    assert_clean_error(invoke("report", "--out", tmp_path), "No training runs under")
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(invoke("report", str(tmp_path / "empty"), "--out", tmp_path), "No finished training runs")
+
+
+def test_init_stats_seeds_cli(tiny_data, tmp_path):
+    result = invoke("init-stats", "--seeds", "3", "--hidden", "32,32", "--data-dir", tiny_data, "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.stdout)
+    assert m["seeds"] == [42, 43, 44] and len(m["act_var_per_seed"]) == 3 and len(m["grad_var_seed_std"]) == 3
+    assert_png(tmp_path / "init-stats" / "kaiming-relu-h32_32-seeds3" / "variance_seeds.png")

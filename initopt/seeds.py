@@ -1,0 +1,194 @@
+"""Many seeds as one program: stacked states, a vmapped epoch, sharding, and the statistics.
+
+Seed ``i`` of a run with base seed ``s`` uses ``s + i`` for both its initial
+parameters (``PRNGKey(s + i)``) and its batch order; every optimizer of a
+comparison gets the same seeds, so their results pair up. The seed axis is
+sharded over all devices with a ``Mesh`` and ``NamedSharding``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from initopt import data as data_lib
+from initopt.config import Config
+from initopt.train import History, Progress, epoch_kernel, eval_kernel, make_state
+
+SEED_AXIS = "seeds"
+
+
+def seed_values(cfg: Config, n_seeds: int) -> list[int]:
+    return [cfg.train.seed + i for i in range(n_seeds)]
+
+
+def seed_mesh(n_seeds: int) -> Mesh:
+    """A 1D mesh over as many devices as divide the seed count evenly."""
+    devices = jax.devices()
+    n = max(d for d in range(1, len(devices) + 1) if n_seeds % d == 0)
+    return Mesh(np.asarray(devices[:n]), (SEED_AXIS,))
+
+
+def shard_seeds(tree, mesh: Mesh):
+    """Places a tree with a leading seed axis across the mesh."""
+    return jax.device_put(tree, NamedSharding(mesh, P(SEED_AXIS)))
+
+
+def replicate(tree, mesh: Mesh):
+    return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def stack(trees):
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def initial_progress(cfg: Config, x_example, optimizer: str, n_seeds: int) -> Progress:
+    """Stacked parameters of every seed and a stacked optimizer state."""
+    from initopt.stats import init_params
+
+    params = stack([init_params(cfg.model, x_example, s) for s in seed_values(cfg, n_seeds)])
+    state = jax.vmap(lambda p: make_state(cfg, p, optimizer))(params)
+    best = jax.tree.map(jnp.copy, params)
+    return Progress(state=state, best_params=best, history=_empty_seed_history(n_seeds), epoch=0)
+
+
+def _empty_seed_history(n_seeds: int) -> History:
+    """A History whose lists hold one list per seed; best_epoch / best_val are per seed too."""
+    per_seed = [[[] for _ in range(n_seeds)] for _ in range(4)]
+    return History(*per_seed, best_epoch=[None] * n_seeds, best_val=[-1.0] * n_seeds,
+                   diverged_epoch=[None] * n_seeds)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def train_epoch_seeds(state_S, train_x_NxD, train_y_N, order_SxTxB):
+    """One epoch of every seed: ``train_epoch`` vmapped over the seed axis (data shared)."""
+    return jax.vmap(epoch_kernel, in_axes=(0, None, None, 0))(state_S, train_x_NxD, train_y_N, order_SxTxB)
+
+
+@functools.partial(jax.jit, static_argnames="apply_fn")
+def evaluate_seeds(params_S, apply_fn, x_NxD, y_N):
+    return jax.vmap(eval_kernel, in_axes=(0, None, None, None))(params_S, apply_fn, x_NxD, y_N)
+
+
+@jax.jit
+def keep_best(improved_S, best_S, params_S):
+    """Per seed: the new parameters where validation improved, else the kept ones."""
+    def pick(b, p):
+        mask = improved_S.reshape((-1,) + (1,) * (p.ndim - 1))
+        return jnp.where(mask, p, b)
+
+    return jax.tree.map(pick, best_S, params_S)
+
+
+def fit_seeds(
+    cfg: Config,
+    splits: data_lib.Splits,
+    progress: Progress,
+    n_seeds: int,
+    on_epoch: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Trains all seeds together. A seed whose loss turns non-finite is marked diverged and
+    keeps its best parameters; the run stops early only when every seed has diverged."""
+    seeds = seed_values(cfg, n_seeds)
+    n_train = len(splits.train_y)
+    orders = [data_lib.batch_order(n_train, cfg.train.batch_size, cfg.train.epochs, s) for s in seeds]
+    mesh = seed_mesh(n_seeds)
+    train_x, train_y = replicate(jnp.asarray(splits.train_x), mesh), replicate(jnp.asarray(splits.train_y), mesh)
+    val_x, val_y = replicate(jnp.asarray(splits.val_x), mesh), replicate(jnp.asarray(splits.val_y), mesh)
+    state = shard_seeds(progress.state, mesh)
+    best = shard_seeds(progress.best_params, mesh)
+    h = progress.history
+
+    def epoch_orders(epoch):
+        return shard_seeds(jnp.asarray(np.stack([o[epoch] for o in orders]), jnp.int32), mesh)
+
+    start = time.perf_counter()
+    epoch_fn = train_epoch_seeds.lower(state, train_x, train_y, epoch_orders(progress.epoch)).compile()
+    progress.compile_seconds = time.perf_counter() - start
+    for epoch in range(progress.epoch, cfg.train.epochs):
+        start = time.perf_counter()
+        state, metrics = epoch_fn(state, train_x, train_y, epoch_orders(epoch))
+        val = evaluate_seeds(state.params, state.apply_fn, val_x, val_y)
+        metrics, val = jax.device_get((metrics, val))
+        h.epoch_seconds.append(time.perf_counter() - start)
+        improved = np.zeros(n_seeds, bool)
+        for s in range(n_seeds):
+            for name, values in (("train_scores", metrics["acc"]), ("train_loss", metrics["loss"]),
+                                 ("val_scores", val["acc"]), ("val_loss", val["loss"])):
+                getattr(h, name)[s].append(float(values[s]))
+            if h.diverged_epoch[s] is not None:
+                continue
+            if not metrics["finite"][s]:
+                h.diverged_epoch[s] = epoch + 1
+            elif h.val_scores[s][-1] > h.best_val[s]:
+                h.best_val[s], h.best_epoch[s] = h.val_scores[s][-1], epoch + 1
+                improved[s] = True
+        if improved.any():
+            best = keep_best(shard_seeds(jnp.asarray(improved), mesh), best, state.params)
+        progress.state, progress.best_params, progress.epoch = state, best, epoch + 1
+        if all(d is not None for d in h.diverged_epoch):
+            progress.status = "diverged"
+        if on_epoch is not None:
+            on_epoch(progress)
+        if progress.status == "diverged":
+            return progress
+    progress.status = "diverged" if any(d is not None for d in h.diverged_epoch) else "complete"
+    return progress
+
+
+def test_accuracies(progress: Progress, splits: data_lib.Splits) -> list[float | None]:
+    """Per seed: test accuracy of its best-validation parameters (None if it never ended an epoch finite)."""
+    out = evaluate_seeds(progress.best_params, progress.state.apply_fn, jnp.asarray(splits.test_x), jnp.asarray(splits.test_y))
+    accs = np.asarray(jax.device_get(out["acc"]))
+    return [float(a) if progress.history.best_epoch[s] is not None else None for s, a in enumerate(accs)]
+
+
+# ----------------------------------------------------------------------------- statistics
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042]
+
+
+def t_quantile_975(df: int) -> float:
+    """Student's t 97.5% quantile: a table to 30 degrees of freedom, a Cornish-Fisher expansion beyond."""
+    if df < 1:
+        return math.nan
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959963984540054
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def mean_ci95(values) -> dict:
+    """Mean, sample standard deviation and the t-based 95% interval of the mean."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+    n = len(x)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "ci95": None}
+    mean = float(x.mean())
+    if n == 1:
+        return {"n": 1, "mean": mean, "std": None, "ci95": None}
+    std = float(x.std(ddof=1))
+    half = t_quantile_975(n - 1) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+
+
+def paired_comparisons(test_acc: dict[str, list[float | None]]) -> list[dict]:
+    """For each pair of optimizers: the mean paired difference (a - b) over shared seeds, its 95% CI."""
+    names = list(test_acc)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            diffs = [x - y for x, y in zip(test_acc[a], test_acc[b]) if x is not None and y is not None]
+            s = mean_ci95(diffs)
+            excludes = s["ci95"] is not None and (s["ci95"][0] > 0 or s["ci95"][1] < 0)
+            out.append({"a": a, "b": b, "n": s["n"], "mean_diff": s["mean"], "std_diff": s["std"],
+                        "ci95": s["ci95"], "excludes_zero": bool(excludes)})
+    return out
