@@ -10,12 +10,18 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402,F401
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "font.size": 9})
+matplotlib.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "font.size": 9})
 COLORS = {"sgd": "C0", "momentum": "C1", "adam": "C2"}
+
+
+def _subplots(*args, figsize, **kwargs):
+    """Like ``plt.subplots`` but outside pyplot's registry, so figures are freed when dropped."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def _density_curve(values: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +43,7 @@ def histograms(arrays: list[np.ndarray], layers: list[str], title: str, xlabel: 
     n = len(arrays)
     cols = min(n, 5)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows + 0.6), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows + 0.6), squeeze=False)
     for ax, values, name in zip(axes.flat, arrays, layers):
         values = np.asarray(values, np.float64)
         finite = values[np.isfinite(values)]
@@ -68,7 +74,7 @@ def histograms(arrays: list[np.ndarray], layers: list[str], title: str, xlabel: 
 def variance_grid(cells: list[dict]):
     """Activation and gradient variance against layer, one column per activation."""
     acts = list(dict.fromkeys(c["act"] for c in cells))
-    fig, axes = plt.subplots(2, len(acts), figsize=(4.2 * len(acts), 7), squeeze=False)
+    fig, axes = _subplots(2, len(acts), figsize=(4.2 * len(acts), 7), squeeze=False)
     for col, act in enumerate(acts):
         for c in (c for c in cells if c["act"] == act):
             label = c["init"] + (f" {c['scale']:g}" if c["scale"] is not None else "")
@@ -113,7 +119,7 @@ def _plot_band(ax, values, color, **kwargs):
 def training_curves(runs: dict[str, dict], title: str = "Training"):
     """Accuracy (train dashed, validation solid) and loss per epoch, one colour per run;
     multi-seed runs show the mean over seeds with a shaded 95% confidence band."""
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_acc, ax_loss) = _subplots(1, 2, figsize=(11, 4))
     for i, (name, m) in enumerate(runs.items()):
         color = COLORS.get(name, f"C{i}")
         test = f", test {m['test_acc']:.2%}" if m.get("test_acc") is not None else ""
@@ -142,7 +148,7 @@ def _surface_values(Z: np.ndarray, log: bool, min_value: float):
 def surface_3d(X, Y, Z, name: str, log: bool = False, min_value: float = 0.0):
     """The loss surface in 3D."""
     values, label = _surface_values(Z, log, min_value)
-    fig = plt.figure(figsize=(7, 5.5))
+    fig = Figure(figsize=(7, 5.5))
     ax = fig.add_subplot(projection="3d")
     ax.plot_surface(X, Y, values, cmap="viridis", linewidth=0, antialiased=True, rstride=2, cstride=2)
     ax.set(xlabel="w1", ylabel="w2", zlabel=label, title=f"{name} surface")
@@ -159,7 +165,7 @@ def surface_trajectories(X, Y, Z, trajectories: dict[str, np.ndarray], minima, n
     ``ends`` (optional): final points of many random starts per optimizer, drawn as dots.
     """
     values, label = _surface_values(Z, log, min_value)
-    fig, ax = plt.subplots(figsize=(7.5, 6.2))
+    fig, ax = _subplots(figsize=(7.5, 6.2))
     mesh = ax.pcolormesh(X, Y, values, cmap="viridis", shading="auto")
     ax.contour(X, Y, values, levels=15, colors="white", linewidths=0.4, alpha=0.5)
     fig.colorbar(mesh, ax=ax, label=label)
@@ -191,7 +197,7 @@ def surface_trajectories(X, Y, Z, trajectories: dict[str, np.ndarray], minima, n
 
 def loss_curves(trajectories: dict[str, np.ndarray], name: str, min_value: float):
     """Loss against step for every optimizer, with the global minimum as a dotted line."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _subplots(figsize=(7, 4))
     for i, (opt, rows) in enumerate(trajectories.items()):
         ax.plot(np.arange(len(rows)), rows[:, 2], color=COLORS.get(opt, f"C{i + 3}"), label=opt)
     ax.axhline(min_value, color="k", ls=":", lw=1, label="global minimum")
@@ -203,7 +209,7 @@ def loss_curves(trajectories: dict[str, np.ndarray], name: str, min_value: float
 
 def report_figure(runs: list[dict]):
     """Validation accuracy per epoch (mean and 95% band over seeds) and test accuracy with intervals."""
-    fig, (ax_curve, ax_test) = plt.subplots(1, 2, figsize=(13, max(4.0, 0.35 * len(runs) + 2)),
+    fig, (ax_curve, ax_test) = _subplots(1, 2, figsize=(13, max(4.0, 0.35 * len(runs) + 2)),
                                             gridspec_kw={"width_ratios": [3, 2]})
     for i, run in enumerate(runs):
         m = run["metrics"]
@@ -225,7 +231,7 @@ def report_figure(runs: list[dict]):
 
 def variance_over_seeds(summary: dict):
     """Activation and gradient variance per layer: mean and spread (std) over initialisations."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = _subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(summary["layers"])) * 2
     for ax, key, what in ((axes[0], "act_var", "activation variance"), (axes[1], "grad_var", "gradient variance")):
         per_seed = np.asarray(summary[f"{key}_per_seed"])

@@ -145,7 +145,7 @@ def test_train_smoke_writes_every_file(tiny_data, tmp_path):
         assert (run_dir / "best_params.msgpack").stat().st_size > 1000
         assert_png(run_dir / "curves.png")
     assert_png(group / "comparison.png")
-    assert json.loads((group / "comparison.json").read_text())["adam"]["lr"] == 0.001
+    assert json.loads((group / "comparison.json").read_text())["runs"]["adam"]["lr"] == 0.001
 
 
 def test_train_skips_a_finished_run(tiny_data, tmp_path):
