@@ -351,8 +351,11 @@ def train(
     optimizers = parse_optimizers(cfg.train.optimizers)
     group_dir = io.ensure_dir(Path(out) / "train" / (name or _group_name(config_file, overrides)))
 
-    from initopt import data as data_lib, env, plots, runner, stats
+    from initopt import data as data_lib, distributed, env, plots, runner, stats
 
+    if distributed.initialize() != 0:  # a secondary process of a multi-process run: compute, stay silent
+        quiet, as_json = True, False
+        out_console.quiet = True
     stats.set_prng(cfg.train.prng)
     ds = data_lib.load(data_dir or cfg.data.data_dir)
     splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)

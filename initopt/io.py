@@ -38,8 +38,19 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # mkstemp makes 0600 files; outputs are shared like any other file
 
 
+_WRITES_ENABLED = True
+
+
+def set_writes_enabled(enabled: bool) -> None:
+    """Multi-process runs: only process 0 writes; the others compute the same results silently."""
+    global _WRITES_ENABLED
+    _WRITES_ENABLED = enabled
+
+
 def _write_atomic(path: Path, write) -> Path:
     path = Path(path)
+    if not _WRITES_ENABLED:
+        return path
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:

@@ -40,9 +40,10 @@ def resolved_config(cfg: Config, optimizer: str) -> dict:
 
 def save_progress(run_dir: Path, progress: train.Progress) -> None:
     h = dataclasses.asdict(progress.history)
+    state, best = seeds.to_host((progress.state, progress.best_params))  # collective across processes
     io.save_checkpoint(run_dir / CHECKPOINT, {
-        "state": serialization.to_state_dict(progress.state),
-        "best_params": progress.best_params,
+        "state": serialization.to_state_dict(state),
+        "best_params": best,
         "epoch": progress.epoch,
         "history": json.dumps(h),
     })
@@ -160,7 +161,7 @@ def run(
         save_progress(run_dir, p)
         best = p.history.best_epoch
         if p.epoch in (best if isinstance(best, list) else [best]):
-            io.save_checkpoint(run_dir / BEST_PARAMS, p.best_params)
+            io.save_checkpoint(run_dir / BEST_PARAMS, seeds.to_host(p.best_params))
         if on_epoch is not None:
             on_epoch(p)
 

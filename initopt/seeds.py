@@ -25,6 +25,21 @@ from initopt.train import History, Progress, epoch_kernel, eval_kernel, make_sta
 SEED_AXIS = "seeds"
 
 
+def to_host(tree):
+    """Numpy copies of (possibly sharded) arrays; across processes an all-gather (collective:
+    every process must call it)."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    def gather(a):
+        if not isinstance(a, jax.Array) or a.is_fully_addressable:
+            return jax.device_get(a)
+        return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+
+    return jax.tree.map(gather, tree)
+
+
 def seed_values(cfg: Config, n_seeds: int) -> list[int]:
     return [cfg.train.seed + i for i in range(n_seeds)]
 
@@ -100,14 +115,15 @@ def fit_seeds(
     n_train = len(splits.train_y)
     orders = [data_lib.batch_order(n_train, cfg.train.batch_size, cfg.train.epochs, s) for s in seeds]
     mesh = seed_mesh(n_seeds)
-    train_x, train_y = replicate(jnp.asarray(splits.train_x), mesh), replicate(jnp.asarray(splits.train_y), mesh)
-    val_x, val_y = replicate(jnp.asarray(splits.val_x), mesh), replicate(jnp.asarray(splits.val_y), mesh)
-    state = shard_seeds(progress.state, mesh)
-    best = shard_seeds(progress.best_params, mesh)
+    # Host (numpy) values go to the mesh: identical on every process, as multi-process runs need.
+    train_x, train_y = replicate(splits.train_x, mesh), replicate(splits.train_y, mesh)
+    val_x, val_y = replicate(splits.val_x, mesh), replicate(splits.val_y, mesh)
+    state = shard_seeds(to_host(progress.state), mesh)
+    best = shard_seeds(to_host(progress.best_params), mesh)
     h = progress.history
 
     def epoch_orders(epoch):
-        return shard_seeds(jnp.asarray(np.stack([o[epoch] for o in orders]), jnp.int32), mesh)
+        return shard_seeds(np.stack([o[epoch] for o in orders]).astype(np.int32), mesh)
 
     start = time.perf_counter()
     epoch_fn = train_epoch_seeds.lower(state, train_x, train_y, epoch_orders(progress.epoch)).compile()
@@ -116,7 +132,7 @@ def fit_seeds(
         start = time.perf_counter()
         state, metrics = epoch_fn(state, train_x, train_y, epoch_orders(epoch))
         val = evaluate_seeds(state.params, state.apply_fn, val_x, val_y)
-        metrics, val = jax.device_get((metrics, val))
+        metrics, val = to_host((metrics, val))
         h.epoch_seconds.append(time.perf_counter() - start)
         improved = np.zeros(n_seeds, bool)
         for s in range(n_seeds):
@@ -131,7 +147,7 @@ def fit_seeds(
                 h.best_val[s], h.best_epoch[s] = h.val_scores[s][-1], epoch + 1
                 improved[s] = True
         if improved.any():
-            best = keep_best(shard_seeds(jnp.asarray(improved), mesh), best, state.params)
+            best = keep_best(shard_seeds(improved, mesh), best, state.params)
         progress.state, progress.best_params, progress.epoch = state, best, epoch + 1
         if all(d is not None for d in h.diverged_epoch):
             progress.status = "diverged"
@@ -145,8 +161,10 @@ def fit_seeds(
 
 def test_accuracies(progress: Progress, splits: data_lib.Splits) -> list[float | None]:
     """Per seed: test accuracy of its best-validation parameters (None if it never ended an epoch finite)."""
-    out = evaluate_seeds(progress.best_params, progress.state.apply_fn, jnp.asarray(splits.test_x), jnp.asarray(splits.test_y))
-    accs = np.asarray(jax.device_get(out["acc"]))
+    mesh = seed_mesh(len(progress.history.best_epoch))
+    out = evaluate_seeds(progress.best_params, progress.state.apply_fn,
+                         replicate(splits.test_x, mesh), replicate(splits.test_y, mesh))
+    accs = np.asarray(to_host(out["acc"]))
     return [float(a) if progress.history.best_epoch[s] is not None else None for s, a in enumerate(accs)]
 
 

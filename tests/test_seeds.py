@@ -93,3 +93,35 @@ def test_init_stats_over_seeds(tiny_data):
     np.testing.assert_allclose(s["act_var_seed_mean"], np.mean(singles, 0), rtol=1e-5)
     np.testing.assert_allclose(s["act_var_seed_std"], np.std(singles, 0, ddof=1), rtol=1e-4)
     assert s["act_var"] == pytest.approx(singles[0], rel=1e-5)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_local_processes_equal_one(tiny_data, tmp_path):
+    """jax.distributed.initialize with two CPU processes on this machine, Gloo collectives."""
+    args = [sys.executable, "-m", "initopt", "train", "--config", "configs/smoke.toml", "--hidden", "64,32",
+            "--batch-size", "32", "--optimizer", "adam", "--seeds", "4", "--epochs", "2",
+            "--data-dir", str(tiny_data), "--json", "--quiet"]
+    port = _free_port()
+    procs = []
+    for pid in (0, 1):
+        env = dict(os.environ, INITOPT_COORDINATOR=f"127.0.0.1:{port}", INITOPT_NUM_PROCESSES="2",
+                   INITOPT_PROCESS_ID=str(pid), JAX_PLATFORMS="cpu")
+        procs.append(subprocess.Popen([*args, "--out", str(tmp_path / "multi")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    multi = json.loads(outs[0][0])  # stdout holds only the JSON: Gloo's notices went to stderr
+    assert outs[1][0] == ""  # process 1 computes silently and writes nothing
+    single = json.loads(subprocess.run([*args, "--out", str(tmp_path / "single")], capture_output=True,
+                                       text=True, check=True).stdout)
+    np.testing.assert_allclose(multi["train_loss"], single["train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(multi["test_acc_per_seed"], single["test_acc_per_seed"], rtol=1e-5)
+    (run_json,) = (tmp_path / "multi" / "train").glob("*/adam/run.json")
+    assert len(json.loads(run_json.read_text())["devices"]) == 2
