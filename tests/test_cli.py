@@ -157,6 +157,21 @@ def test_train_skips_a_finished_run(tiny_data, tmp_path):
     assert "skipped" not in redone and redone["val_scores"] == first["val_scores"]
 
 
+def interrupt_after_epoch(monkeypatch, epoch):
+    """Simulates Ctrl-C right after the checkpoint of ``epoch``; returns the real save function."""
+    from initopt import runner
+
+    real_save = runner.save_progress
+
+    def save_then_interrupt(run_dir, progress):
+        real_save(run_dir, progress)
+        if progress.epoch == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "save_progress", save_then_interrupt)
+    return real_save
+
+
 def test_interrupted_run_resumes_to_the_same_metrics(tiny_data, tmp_path, monkeypatch):
     from initopt import runner
 
@@ -164,14 +179,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(tiny_data, tmp_path, monkey
             "--data-dir", tiny_data]
     uninterrupted = train_json(*args, "--out", tmp_path / "a")
 
-    real_save = runner.save_progress
-
-    def save_then_interrupt(run_dir, progress):
-        real_save(run_dir, progress)
-        if progress.epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner, "save_progress", save_then_interrupt)
+    real_save = interrupt_after_epoch(monkeypatch, 2)
     result = invoke("train", *args, "--out", tmp_path / "b")
     assert result.exit_code == 130 and "run the same command again to resume" in result.output
     run_dir = only_group(tmp_path / "b") / "momentum"
@@ -312,14 +320,7 @@ def test_train_seeds_resume(tiny_data, tmp_path, monkeypatch):
 
     args = [*SMOKE, "--optimizer", "adam", "--seeds", "2", "--epochs", "3", "--data-dir", tiny_data]
     whole = train_json(*args, "--out", tmp_path / "a")
-    real_save = runner.save_progress
-
-    def save_then_interrupt(run_dir, progress):
-        real_save(run_dir, progress)
-        if progress.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner, "save_progress", save_then_interrupt)
+    real_save = interrupt_after_epoch(monkeypatch, 1)
     assert invoke("train", *args, "--out", tmp_path / "b").exit_code == 130
     monkeypatch.setattr(runner, "save_progress", real_save)
     resumed = train_json(*args, "--out", tmp_path / "b")
@@ -358,3 +359,17 @@ def test_init_stats_seeds_cli(tiny_data, tmp_path):
     m = json.loads(result.stdout)
     assert m["seeds"] == [42, 43, 44] and len(m["act_var_per_seed"]) == 3 and len(m["grad_var_seed_std"]) == 3
     assert_png(tmp_path / "init-stats" / "kaiming-relu-h32_32-seeds3" / "variance_seeds.png")
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tmp_path):
+    from initopt import runner
+
+    args = [*SMOKE, "--optimizer", "sgd", "--data-dir", tiny_data, "--out", tmp_path, "--name", "c"]
+    train_json(*args)
+    run_dir = tmp_path / "train" / "c" / "sgd"
+    (run_dir / "run.json").write_text(json.dumps({"command": "train", "status": "running"}))
+    (run_dir / runner.CHECKPOINT).write_bytes(b"\x00not msgpack at all")
+    metrics_before = (run_dir / "metrics.json").read_text()
+    result = invoke("train", *args)
+    assert_clean_error(result, "is corrupt or from another model")
+    assert (run_dir / "metrics.json").read_text() == metrics_before  # nothing already written is lost

@@ -14,6 +14,7 @@ def test_shipped_configs_load():
     smoke = config.load("configs/smoke.toml")
     assert smoke.train.optimizers == ("sgd", "momentum", "adam") and smoke.data.train_limit == 4096
     assert config.load("configs/tutorial.toml").train.epochs == 40
+    assert config.load("configs/seeds.toml").train.seeds == 8
 
 
 def test_options_override_the_file(tmp_path):
