@@ -189,7 +189,7 @@ def fetch(dest: Path | None = None, timeout: float = 3.0) -> Path:
         socket.create_connection((url.hostname, port), timeout=timeout).close()
     except OSError:
         raise DataError(
-            f"No Fashion-MNIST data found and {url.hostname} cannot be reached: {_GET_THE_DATA}."
+            f"Fashion-MNIST is not on this machine and {url.hostname} cannot be reached: {_GET_THE_DATA}."
         ) from None
     io.ensure_dir(dest)
     manager = tfds.download.DownloadManager(
