@@ -515,7 +515,10 @@ def surface(
     surf = S.SURFACES[kind.value]
     w0 = S.parse_start(start) if start else surf.start
     name = kind.value + ("" if start is None else f"-start{w0[0]:g}_{w0[1]:g}") + ("" if lr is None else f"-lr{lr:g}") \
-        + ("" if steps == 100 else f"-steps{steps}")
+        + ("" if steps == 100 else f"-steps{steps}") \
+        + ("" if set(optimizers) == {"sgd", "momentum", "adam"} else "-" + "_".join(optimizers)) \
+        + ("" if beta == 0.9 else f"-beta{beta:g}") \
+        + ("" if not starts else f"-starts{starts}" + ("" if seed == 0 else f"_seed{seed}") + ("-tune" if tune else ""))
     run_dir = io.ensure_dir(Path(out) / "surface" / name)
     t0 = time.perf_counter()
     result: dict = {"surface": surf.name, "start": list(w0), "steps": steps, "tolerance": surf.tolerance,

@@ -255,7 +255,7 @@ def test_surface_starts_and_tune(tmp_path):
         assert len(entry["grid"]) == 7 and 0 <= entry["success_rate"] <= 1
         best = max(g["success_rate"] for g in entry["grid"])
         assert entry["success_rate"] == best
-    rows = json.loads((tmp_path / "surface" / "himmelblau-steps60" / "metrics.json").read_text())
+    rows = json.loads((tmp_path / "surface" / "himmelblau-steps60-sgd_adam-starts32-tune" / "metrics.json").read_text())
     assert len(rows["optimizers"]["adam"]["trajectory"]) == 60
 
 
