@@ -377,10 +377,14 @@ def train(
                 bar.start()
             metrics = runner.run(cfg, opt, run_dir, splits, x_example, environment, overwrite, report, resumed)
         except KeyboardInterrupt:
-            raise fail(f"Interrupted; run the same command again to resume {run_dir}.", code=130) from None
-        finally:
+            interrupted = True
+        else:
+            interrupted = False
+        finally:  # stop the bar before any message, on every way out
             if bar is not None:
                 bar.stop()
+        if interrupted:
+            raise fail(f"Interrupted; run the same command again to resume {run_dir}.", code=130)
         if metrics.get("skipped") and not quiet:
             err_console.print(f"{opt}: already finished in {run_dir} (use --overwrite to retrain).")
         else:
