@@ -373,3 +373,32 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tmp_path):
     result = invoke("train", *args)
     assert_clean_error(result, "is corrupt or from another model")
     assert (run_dir / "metrics.json").read_text() == metrics_before  # nothing already written is lost
+
+
+@pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
+def test_killed_run_resumes_to_the_same_metrics(tmp_path):
+    """SIGKILL a real `initopt train` process on the smoke config mid-way, then start it again."""
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "initopt", "train", "--config", "configs/smoke.toml", "--optimizer", "adam",
+            "--epochs", "20", "--quiet", "--json"]
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    run_dir = tmp_path / "killed" / "train" / "smoke-epochs20" / "adam"
+    deadline = time.monotonic() + 240
+    while not (run_dir / "checkpoint.msgpack").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # killed, not finished
+    assert not (run_dir / "metrics.json").exists()
+
+    resume_args = [a for a in args if a != "--quiet"]
+    resumed = subprocess.run([*resume_args, "--out", str(tmp_path / "killed")], capture_output=True, text=True, check=True)
+    assert "adam: resuming after epoch" in resumed.stderr
+    whole = subprocess.run([*args, "--out", str(tmp_path / "whole")], capture_output=True, text=True, check=True)
+    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
+    for key in ("train_scores", "val_scores", "train_loss", "val_loss", "test_acc", "best_epoch"):
+        assert a[key] == b[key], key
