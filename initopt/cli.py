@@ -15,7 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from initopt import tables
 
 app = typer.Typer(
     help="Experiments on weight initialization and optimizers for a deep MLP on Fashion-MNIST.",
@@ -97,10 +98,6 @@ def emit_json(obj) -> None:
     typer.echo(io.to_json(obj))
 
 
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.4g}"
-
-
 # ----------------------------------------------------------------------------- data
 @app.command()
 @handles_errors
@@ -119,10 +116,7 @@ def data(
     summary = ds.summary()
     if as_json:
         return emit_json(summary)
-    table = Table(title="Fashion-MNIST", show_header=False)
-    for key, value in summary.items():
-        table.add_row(key, str(value))
-    out_console.print(table)
+    out_console.print(tables.data_table(summary))
 
 
 # ----------------------------------------------------------------------------- init-stats
@@ -137,19 +131,6 @@ def _stats_run_name(init: str, scale, act: str, hidden, prng: str, seed: int) ->
     if seed != 42:
         name += f"-seed{seed}"
     return name
-
-
-def _stats_table(summary: dict) -> Table:
-    table = Table(title=f"init {summary['init']}, activation {summary['act']}")
-    for col in ("layer", "weight var", "act var", "act var (theory)", "grad var", "grad mean", "grad std"):
-        table.add_column(col, justify="right")
-    for i, layer in enumerate(summary["layers"]):
-        table.add_row(
-            layer, _fmt(summary["weight_var"][i]), _fmt(summary["act_var"][i]),
-            _fmt(summary["act_var_predicted"][i]), _fmt(summary["grad_var"][i]),
-            _fmt(summary["grad_mean"][i]), _fmt(summary["grad_std"][i]),
-        )
-    return table
 
 
 @app.command("init-stats")
@@ -219,25 +200,11 @@ def init_stats(
     if as_json:
         return emit_json(metrics)
     if grid:
-        table = Table(title="Init statistics grid: activation variance per layer (last = logits)")
-        table.add_column("init")
-        table.add_column("act")
-        table.add_column("act var by layer")
-        table.add_column("grad var by layer")
-        for c in metrics["cells"]:
-            name = c["init"] + (f" {c['scale']:g}" if c["scale"] is not None else "")
-            table.add_row(name, c["act"], " ".join(_fmt(v) for v in c["act_var"]), " ".join(_fmt(v) for v in c["grad_var"]))
-        out_console.print(table)
+        out_console.print(tables.grid_table(metrics["cells"]))
     else:
-        out_console.print(_stats_table(metrics))
+        out_console.print(tables.stats_table(metrics))
         if n_seeds > 1:
-            table = Table(title=f"Over {n_seeds} initialisations (seeds {seed}..{seed + n_seeds - 1}): mean ± std")
-            for col in ("layer", "weight var", "act var", "grad var"):
-                table.add_column(col, justify="right")
-            for i, layer in enumerate(metrics["layers"]):
-                table.add_row(layer, *(f"{metrics[k + '_seed_mean'][i]:.4g} ± {metrics[k + '_seed_std'][i]:.2g}"
-                                       for k in ("weight_var", "act_var", "grad_var")))
-            out_console.print(table)
+            out_console.print(tables.seeds_table(metrics, seed, n_seeds))
     err_console.print(f"Wrote {run_dir} ({seconds:.1f} s)")
 
 
@@ -285,34 +252,6 @@ def _epoch_reporter(quiet: bool, n_epochs: int, label: str):
                           + f" ({h.epoch_seconds[-1]:.2f} s)", highlight=False)
 
     return None, line
-
-
-def _acc_with_ci(m: dict) -> str:
-    if m.get("test_acc_ci95"):
-        lo, hi = m["test_acc_ci95"]
-        return f"{m['test_acc_mean']:.4f} ± {(hi - lo) / 2:.4f}"
-    return _fmt(m["test_acc"])
-
-
-def _results_table(results: dict) -> Table:
-    table = Table(title="Training results (test accuracy of the best-validation epoch; ± is the 95% CI over seeds)")
-    for col in ("optimizer", "lr", "seeds", "status", "best epoch", "best val acc", "test acc", "s / epoch"):
-        table.add_column(col, justify="right")
-    for name, m in results.items():
-        table.add_row(name, f"{m['lr']:g}", str(len(m.get("seeds", [0]))), m["status"], str(m["best_epoch"] or "-"),
-                      _fmt(m["best_val_acc"]), _acc_with_ci(m), _fmt(m["seconds_per_epoch"]))
-    return table
-
-
-def _paired_table(paired: list[dict]) -> Table:
-    table = Table(title="Paired differences in test accuracy (same seeds: same inits and batch orders)")
-    for col in ("a - b", "seeds", "mean difference", "95% CI", "excludes 0"):
-        table.add_column(col, justify="right")
-    for p in paired:
-        ci = "-" if p["ci95"] is None else f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]"
-        diff = "-" if p["mean_diff"] is None else f"{p['mean_diff']:+.4f}"
-        table.add_row(f"{p['a']} - {p['b']}", str(p["n"]), diff, ci, "yes" if p["excludes_zero"] else "no")
-    return table
 
 
 @app.command()
@@ -406,9 +345,9 @@ def train(
     if as_json:
         emit_json(results[optimizers[0]] if len(results) == 1 else {"runs": results, "paired": paired})
     else:
-        out_console.print(_results_table(results))
+        out_console.print(tables.results_table(results))
         if paired:
-            out_console.print(_paired_table(paired))
+            out_console.print(tables.paired_table(paired))
         err_console.print(f"Wrote {group_dir}")
     diverged = [k for k, v in results.items() if v["status"] == "diverged"]
     if diverged:
@@ -445,13 +384,7 @@ def report(
     io.write_json(report_dir / "report.json", rows)
     if as_json:
         return emit_json({"runs": rows, "report_dir": str(report_dir)})
-    table = Table(title=f"{len(rows)} training runs")
-    for col in ("run", "optimizer", "lr", "seeds", "status", "test acc", "95% CI"):
-        table.add_column(col, justify="right" if col != "run" else "left")
-    for r in rows:
-        ci = "-" if r["ci95_low"] is None else f"[{r['ci95_low']:.4f}, {r['ci95_high']:.4f}]"
-        table.add_row(r["run"], r["optimizer"], f"{r['lr']:g}", str(r["seeds"]), r["status"], _fmt(r["test_acc"]), ci)
-    out_console.print(table)
+    out_console.print(tables.report_table(rows))
     err_console.print(f"Wrote {report_dir}")
 
 
@@ -464,27 +397,6 @@ class Kind(str, enum.Enum):
     himmelblau = "himmelblau"
     rastrigin = "rastrigin"
     saddle = "saddle"
-
-
-def _surface_table(result: dict) -> Table:
-    table = Table(title=f"{result['surface']}: {result['steps']} updates from {result['start']} "
-                        f"(converged: within {result['tolerance']} of a known minimum)")
-    for col in ("optimizer", "lr", "final loss", "distance to min", "converged"):
-        table.add_column(col, justify="right")
-    for opt, r in result["optimizers"].items():
-        table.add_row(opt, f"{r['lr']:g}", _fmt(r["final_loss"]), _fmt(r["distance_to_minimum"]),
-                      "yes" if r["converged"] else "no")
-    return table
-
-
-def _starts_table(result: dict) -> Table:
-    n = result["starts"]["n"]
-    table = Table(title=f"{n} random starts" + (", learning rates tuned" if result.get("tune") else ""))
-    for col in ("optimizer", "lr", "success rate", "median final loss", "diverged"):
-        table.add_column(col, justify="right")
-    for opt, r in result["starts"]["optimizers"].items():
-        table.add_row(opt, f"{r['lr']:g}", f"{r['success_rate']:.1%}", _fmt(r["median_final_loss"]), str(r["diverged"]))
-    return table
 
 
 @app.command()
@@ -549,7 +461,7 @@ def surface(
             ends[opt] = np.asarray(w_LN2[best])
             entry = {"lr": lrs[best], **stats_L[best]}
             if tune:
-                entry["grid"] = [{"lr": l, **s} for l, s in zip(lrs, stats_L)]
+                entry["grid"] = [{"lr": rate, **st} for rate, st in zip(lrs, stats_L)]
             result["starts"]["optimizers"][opt] = entry
     result["seconds"] = time.perf_counter() - t0
 
@@ -562,9 +474,9 @@ def surface(
     result["run_dir"] = str(run_dir)
     if as_json:
         return emit_json(result)
-    out_console.print(_surface_table(result))
+    out_console.print(tables.surface_table(result))
     if starts:
-        out_console.print(_starts_table(result))
+        out_console.print(tables.starts_table(result))
     err_console.print(f"Wrote {run_dir} ({result['seconds']:.1f} s)")
 
 

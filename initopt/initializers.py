@@ -110,16 +110,16 @@ INITIALIZERS: dict[str, InitSpec] = {
         lambda layer, act, s: constant(s), lambda *a: None, 0.005, "the constant value"
     ),
     "normal": InitSpec(
-        lambda layer, act, s: normal(s), lambda fi, fo, l, a, s: s**2, 0.01, "the standard deviation"
+        lambda layer, act, s: normal(s), lambda fi, fo, layer, a, s: s**2, 0.01, "the standard deviation"
     ),
     "equal_variance": InitSpec(
-        lambda layer, act, s: equal_variance(), lambda fi, fo, l, a, s: 1 / fi
+        lambda layer, act, s: equal_variance(), lambda fi, fo, layer, a, s: 1 / fi
     ),
     "xavier": InitSpec(
-        lambda layer, act, s: xavier_uniform(), lambda fi, fo, l, a, s: 2 / (fi + fo)
+        lambda layer, act, s: xavier_uniform(), lambda fi, fo, layer, a, s: 2 / (fi + fo)
     ),
     "xavier_normal": InitSpec(
-        lambda layer, act, s: xavier_normal(), lambda fi, fo, l, a, s: 2 / (fi + fo)
+        lambda layer, act, s: xavier_normal(), lambda fi, fo, layer, a, s: 2 / (fi + fo)
     ),
     "kaiming": InitSpec(
         lambda layer, act, s: kaiming_normal(kaiming_gain2(act), layer == 0), _kaiming_var
@@ -128,11 +128,11 @@ INITIALIZERS: dict[str, InitSpec] = {
         lambda layer, act, s: kaiming_uniform(kaiming_gain2(act), layer == 0), _kaiming_var
     ),
     "lecun_normal": InitSpec(
-        lambda layer, act, s: jax.nn.initializers.lecun_normal(), lambda fi, fo, l, a, s: 1 / fi
+        lambda layer, act, s: jax.nn.initializers.lecun_normal(), lambda fi, fo, layer, a, s: 1 / fi
     ),
     "orthogonal": InitSpec(
         lambda layer, act, s: jax.nn.initializers.orthogonal(scale=s),
-        lambda fi, fo, l, a, s: s**2 / max(fi, fo),
+        lambda fi, fo, layer, a, s: s**2 / max(fi, fo),
         1.0,
         "the gain",
     ),

@@ -1,0 +1,110 @@
+"""Rich tables of results: what the CLI prints on stdout."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def fmt(v) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+def stats_table(summary: dict) -> Table:
+    table = Table(title=f"init {summary['init']}, activation {summary['act']}")
+    for col in ("layer", "weight var", "act var", "act var (theory)", "grad var", "grad mean", "grad std"):
+        table.add_column(col, justify="right")
+    for i, layer in enumerate(summary["layers"]):
+        table.add_row(
+            layer, fmt(summary["weight_var"][i]), fmt(summary["act_var"][i]),
+            fmt(summary["act_var_predicted"][i]), fmt(summary["grad_var"][i]),
+            fmt(summary["grad_mean"][i]), fmt(summary["grad_std"][i]),
+        )
+    return table
+
+
+def grid_table(cells: list[dict]) -> Table:
+    table = Table(title="Init statistics grid: activation variance per layer (last = logits)")
+    table.add_column("init")
+    table.add_column("act")
+    table.add_column("act var by layer")
+    table.add_column("grad var by layer")
+    for c in cells:
+        name = c["init"] + (f" {c['scale']:g}" if c["scale"] is not None else "")
+        table.add_row(name, c["act"], " ".join(fmt(v) for v in c["act_var"]), " ".join(fmt(v) for v in c["grad_var"]))
+    return table
+
+
+def seeds_table(metrics: dict, seed: int, n_seeds: int) -> Table:
+    table = Table(title=f"Over {n_seeds} initialisations (seeds {seed}..{seed + n_seeds - 1}): mean ± std")
+    for col in ("layer", "weight var", "act var", "grad var"):
+        table.add_column(col, justify="right")
+    for i, layer in enumerate(metrics["layers"]):
+        table.add_row(layer, *(f"{metrics[k + '_seed_mean'][i]:.4g} ± {metrics[k + '_seed_std'][i]:.2g}"
+                               for k in ("weight_var", "act_var", "grad_var")))
+    return table
+
+
+def report_table(rows: list[dict]) -> Table:
+    table = Table(title=f"{len(rows)} training runs")
+    for col in ("run", "optimizer", "lr", "seeds", "status", "test acc", "95% CI"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for r in rows:
+        ci = "-" if r["ci95_low"] is None else f"[{r['ci95_low']:.4f}, {r['ci95_high']:.4f}]"
+        table.add_row(r["run"], r["optimizer"], f"{r['lr']:g}", str(r["seeds"]), r["status"], fmt(r["test_acc"]), ci)
+    return table
+
+
+def data_table(summary: dict) -> Table:
+    table = Table(title="Fashion-MNIST", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    return table
+
+
+def acc_with_ci(m: dict) -> str:
+    if m.get("test_acc_ci95"):
+        lo, hi = m["test_acc_ci95"]
+        return f"{m['test_acc_mean']:.4f} ± {(hi - lo) / 2:.4f}"
+    return fmt(m["test_acc"])
+
+
+def results_table(results: dict) -> Table:
+    table = Table(title="Training results (test accuracy of the best-validation epoch; ± is the 95% CI over seeds)")
+    for col in ("optimizer", "lr", "seeds", "status", "best epoch", "best val acc", "test acc", "s / epoch"):
+        table.add_column(col, justify="right")
+    for name, m in results.items():
+        table.add_row(name, f"{m['lr']:g}", str(len(m.get("seeds", [0]))), m["status"], str(m["best_epoch"] or "-"),
+                      fmt(m["best_val_acc"]), acc_with_ci(m), fmt(m["seconds_per_epoch"]))
+    return table
+
+
+def paired_table(paired: list[dict]) -> Table:
+    table = Table(title="Paired differences in test accuracy (same seeds: same inits and batch orders)")
+    for col in ("a - b", "seeds", "mean difference", "95% CI", "excludes 0"):
+        table.add_column(col, justify="right")
+    for p in paired:
+        ci = "-" if p["ci95"] is None else f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]"
+        diff = "-" if p["mean_diff"] is None else f"{p['mean_diff']:+.4f}"
+        table.add_row(f"{p['a']} - {p['b']}", str(p["n"]), diff, ci, "yes" if p["excludes_zero"] else "no")
+    return table
+
+
+def surface_table(result: dict) -> Table:
+    table = Table(title=f"{result['surface']}: {result['steps']} updates from {result['start']} "
+                        f"(converged: within {result['tolerance']} of a known minimum)")
+    for col in ("optimizer", "lr", "final loss", "distance to min", "converged"):
+        table.add_column(col, justify="right")
+    for opt, r in result["optimizers"].items():
+        table.add_row(opt, f"{r['lr']:g}", fmt(r["final_loss"]), fmt(r["distance_to_minimum"]),
+                      "yes" if r["converged"] else "no")
+    return table
+
+
+def starts_table(result: dict) -> Table:
+    n = result["starts"]["n"]
+    table = Table(title=f"{n} random starts" + (", learning rates tuned" if result.get("tune") else ""))
+    for col in ("optimizer", "lr", "success rate", "median final loss", "diverged"):
+        table.add_column(col, justify="right")
+    for opt, r in result["starts"]["optimizers"].items():
+        table.add_row(opt, f"{r['lr']:g}", f"{r['success_rate']:.1%}", fmt(r["median_final_loss"]), str(r["diverged"]))
+    return table
