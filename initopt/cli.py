@@ -172,6 +172,7 @@ def init_stats(
         results = stats.grid_stats(model_cfg.hidden, x, y, seed)
         seconds = time.perf_counter() - start
         run_dir = io.ensure_dir(base / _stats_run_name("grid", None, "", model_cfg.hidden, prng.value, seed))
+        io.start_rewrite(run_dir)
         cells = [r.summary for r in results]
         io.save_figure(plots.variance_grid(cells), run_dir / "variance_grid.png")
         metrics = {"cells": cells, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
@@ -184,6 +185,7 @@ def init_stats(
         s = result.summary
         name = _stats_run_name(s["init"], s["scale"], s["act"], model_cfg.hidden, prng.value, seed)
         run_dir = io.ensure_dir(base / (name + (f"-seeds{n_seeds}" if n_seeds > 1 else "")))
+        io.start_rewrite(run_dir)
         if n_seeds > 1:
             io.save_figure(plots.variance_over_seeds(s), run_dir / "variance_seeds.png")
         title = f"{s['init']}" + (f" {s['scale']:g}" if s["scale"] is not None else "") + f", {s['act']}"
@@ -436,6 +438,7 @@ def surface(
         + ("" if beta == 0.9 else f"-beta{beta:g}") \
         + ("" if not starts else f"-starts{starts}" + ("" if seed == 0 else f"_seed{seed}") + ("-tune" if tune else ""))
     run_dir = io.ensure_dir(Path(out) / "surface" / name)
+    io.start_rewrite(run_dir)
     t0 = time.perf_counter()
     result: dict = {"surface": surf.name, "start": list(w0), "steps": steps, "tolerance": surf.tolerance,
                     "min_value": surf.min_value, "minima": [list(m) for m in surf.minima], "optimizers": {}}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -134,5 +133,8 @@ def load_checkpoint(path: Path) -> Any:
         raise InitoptError(f"Checkpoint {path} is corrupt or from another model ({e}).") from None
 
 
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+def start_rewrite(run_dir: Path) -> None:
+    """Before a run rewrites its directory: drop the old metrics.json, which marks a finished run,
+    so that a run that fails half-way never leaves new files beside old metrics looking complete."""
+    if _WRITES_ENABLED:
+        (Path(run_dir) / "metrics.json").unlink(missing_ok=True)

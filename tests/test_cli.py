@@ -402,3 +402,19 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
     for key in ("train_scores", "val_scores", "train_loss", "val_loss", "test_acc", "best_epoch"):
         assert a[key] == b[key], key
+
+
+def test_failed_rerun_does_not_leave_old_metrics_looking_complete(tiny_data, tmp_path, monkeypatch):
+    from initopt import plots
+
+    args = ["init-stats", "--hidden", "16,16", "--data-dir", tiny_data, "--out", tmp_path]
+    assert invoke(*args).exit_code == 0
+    run_dir = tmp_path / "init-stats" / "kaiming-relu-h16_16"
+    assert (run_dir / "metrics.json").exists()
+
+    def broken(*a, **k):
+        raise MemoryError("simulated failure half-way through the figures")
+
+    monkeypatch.setattr(plots, "histograms", broken)
+    assert invoke(*args).exit_code != 0
+    assert not (run_dir / "metrics.json").exists()
