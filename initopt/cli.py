@@ -334,7 +334,7 @@ def train(
         results[opt] = metrics
     paired = None
     if len(results) > 1:
-        from initopt.seeds import paired_comparisons
+        from initopt.intervals import paired_comparisons
 
         if cfg.train.seeds > 1:
             paired = paired_comparisons({k: v["test_acc_per_seed"] for k, v in results.items()})

@@ -133,8 +133,14 @@ def load_checkpoint(path: Path) -> Any:
         raise InitoptError(f"Checkpoint {path} is corrupt or from another model ({e}).") from None
 
 
+def remove_files(run_dir: Path, *names: str) -> None:
+    """Deletes the named files of a run directory (those that exist)."""
+    if _WRITES_ENABLED:
+        for name in names:
+            (Path(run_dir) / name).unlink(missing_ok=True)
+
+
 def start_rewrite(run_dir: Path) -> None:
     """Before a run rewrites its directory: drop the old metrics.json, which marks a finished run,
     so that a run that fails half-way never leaves new files beside old metrics looking complete."""
-    if _WRITES_ENABLED:
-        (Path(run_dir) / "metrics.json").unlink(missing_ok=True)
+    remove_files(run_dir, "metrics.json")

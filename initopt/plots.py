@@ -102,9 +102,9 @@ def curve_band(values) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None
     mean = arr.mean(0)
     if len(arr) < 2:
         return mean, None, None
-    from initopt.seeds import t_quantile_975
+    from initopt.intervals import ci95_half_width
 
-    half = t_quantile_975(len(arr) - 1) * arr.std(0, ddof=1) / np.sqrt(len(arr))
+    half = ci95_half_width(arr.std(0, ddof=1), len(arr))
     return mean, mean - half, mean + half
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from flax import serialization
 
 from initopt import io, seeds, train
+from initopt.intervals import mean_ci95
 from initopt.config import Config, to_dict
 from initopt.data import Splits
 from initopt.errors import InitoptError
@@ -39,8 +40,12 @@ def resolved_config(cfg: Config, optimizer: str) -> dict:
 
 
 def save_progress(run_dir: Path, progress: train.Progress) -> None:
+    """The per-epoch checkpoint, and the best parameters when this epoch is a seed's best."""
     h = dataclasses.asdict(progress.history)
     state, best = seeds.to_host((progress.state, progress.best_params))  # collective across processes
+    best_epoch = progress.history.best_epoch
+    if progress.epoch in (best_epoch if isinstance(best_epoch, list) else [best_epoch]):
+        io.save_checkpoint(run_dir / BEST_PARAMS, best)
     io.save_checkpoint(run_dir / CHECKPOINT, {
         "state": serialization.to_state_dict(state),
         "best_params": best,
@@ -64,7 +69,7 @@ def restore_progress(run_dir: Path, template: train.Progress) -> train.Progress:
 def seed_metrics_of(progress: train.Progress, test_accs: list, optimizer: str, lr: float, seed_list: list[int]) -> dict:
     """Every seed's curves and test accuracy, with their mean, std and 95% interval."""
     h = progress.history
-    agg = seeds.mean_ci95(test_accs)
+    agg = mean_ci95(test_accs)
     best_vals = [v if e is not None else None for v, e in zip(h.best_val, h.best_epoch)]
     return {
         "optimizer": optimizer,
@@ -78,7 +83,7 @@ def seed_metrics_of(progress: train.Progress, test_accs: list, optimizer: str, l
         "test_acc_std": agg["std"],
         "test_acc_ci95": agg["ci95"],
         "best_epoch": None,
-        "best_val_acc": seeds.mean_ci95(best_vals)["mean"],
+        "best_val_acc": mean_ci95(best_vals)["mean"],
         "best_epoch_per_seed": h.best_epoch,
         "best_val_acc_per_seed": best_vals,
         "diverged_epoch_per_seed": h.diverged_epoch,
@@ -133,8 +138,7 @@ def run(
     """Trains one optimizer in ``run_dir``; returns its metrics (with ``skipped`` if it had ended)."""
     config_json = resolved_config(cfg, optimizer)
     if overwrite:
-        for name in ("metrics.json", "run.json", CHECKPOINT, BEST_PARAMS, "config.json"):
-            (run_dir / name).unlink(missing_ok=True)
+        io.remove_files(run_dir, "metrics.json", "run.json", CHECKPOINT, BEST_PARAMS, "config.json")
     io.ensure_dir(run_dir)
     if (run_dir / "config.json").is_file():
         if io.read_json(run_dir / "config.json") != config_json:
@@ -159,9 +163,6 @@ def run(
 
     def epoch_done(p: train.Progress) -> None:
         save_progress(run_dir, p)
-        best = p.history.best_epoch
-        if p.epoch in (best if isinstance(best, list) else [best]):
-            io.save_checkpoint(run_dir / BEST_PARAMS, seeds.to_host(p.best_params))
         if on_epoch is not None:
             on_epoch(p)
 

@@ -125,30 +125,34 @@ def init_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seed:
     return summarize(model_cfg, arrays, x_BxD)
 
 
+def stack_trees(trees):
+    """Stacks pytrees of equal structure on a new leading axis."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def _stats_of_cells(rows: list[list[tuple[ModelConfig, int]]], x_BxD, y_B) -> list[list[InitStats]]:
+    """Statistics of (config, seed) cells, one row per activation, in one compiled program."""
+    hidden = tuple(rows[0][0][0].hidden)
+    acts = tuple(row[0][0].act for row in rows)
+    stacked = [stack_trees([init_params(cfg, x_BxD, seed) for cfg, seed in row]) for row in rows]
+    out = grid_layer_arrays(hidden, acts, stacked, jnp.asarray(x_BxD), jnp.asarray(y_B))
+    return [[summarize(cfg, jax.tree.map(lambda a, i=i: a[i], arrays_I), x_BxD) for i, (cfg, _) in enumerate(row)]
+            for row, arrays_I in zip(rows, out)]
+
+
 def grid_stats(
     hidden: tuple[int, ...], x_BxD: np.ndarray, y_B: np.ndarray, seed: int = 42,
     inits=GRID_INITS, acts=GRID_ACTS,
 ) -> list[InitStats]:
     """Every (init, activation) cell, computed by one compiled program (plus the inits)."""
-    cfgs = [[ModelConfig(hidden, act, init, scale) for init, scale in inits] for act in acts]
-    stacked = [
-        jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init_params(c, x_BxD, seed) for c in row])
-        for row in cfgs
-    ]
-    out = grid_layer_arrays(tuple(hidden), tuple(acts), stacked, jnp.asarray(x_BxD), jnp.asarray(y_B))
-    results = []
-    for row, arrays_I in zip(cfgs, out):
-        for i, cfg in enumerate(row):
-            results.append(summarize(cfg, jax.tree.map(lambda a, i=i: a[i], arrays_I), x_BxD))
-    return results
+    rows = [[(ModelConfig(hidden, act, init, scale), seed) for init, scale in inits] for act in acts]
+    return [cell for row in _stats_of_cells(rows, x_BxD, y_B) for cell in row]
 
 
 def seeds_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seeds: list[int]) -> InitStats:
     """Statistics for several initialisations (one compiled program): the first seed's full
     summary and arrays, plus every seed's per-layer variances with their mean and std."""
-    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init_params(model_cfg, x_BxD, s) for s in seeds])
-    (arrays_S,) = grid_layer_arrays(tuple(model_cfg.hidden), (model_cfg.act,), [stacked], jnp.asarray(x_BxD), jnp.asarray(y_B))
-    per_seed = [summarize(model_cfg, jax.tree.map(lambda a, i=i: a[i], arrays_S), x_BxD) for i in range(len(seeds))]
+    (per_seed,) = _stats_of_cells([[(model_cfg, s) for s in seeds]], x_BxD, y_B)
     first = per_seed[0]
     summary = dict(first.summary, seeds=list(seeds))
     for key in ("weight_var", "act_var", "grad_var"):
