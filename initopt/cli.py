@@ -120,19 +120,6 @@ def data(
 
 
 # ----------------------------------------------------------------------------- init-stats
-def _stats_run_name(init: str, scale, act: str, hidden, prng: str, seed: int) -> str:
-    from initopt.model import REFERENCE_HIDDEN
-
-    name = init + (f"-{scale:g}" if scale is not None else "") + (f"-{act}" if act else "")
-    if tuple(hidden) != REFERENCE_HIDDEN:
-        name += "-h" + "_".join(map(str, hidden))
-    if prng != "legacy":
-        name += f"-{prng}"
-    if seed != 42:
-        name += f"-seed{seed}"
-    return name
-
-
 @app.command("init-stats")
 @handles_errors
 def init_stats(
@@ -162,16 +149,16 @@ def init_stats(
         raise fail("--grid and --seeds do not combine; run --seeds per cell.")
     base = io.ensure_dir(Path(out) / "init-stats")
 
-    from initopt import data as data_lib, env, plots, stats
+    from initopt import data as data_lib, env, model, plots, stats
 
-    stats.set_prng(prng.value)
+    model.set_prng(prng.value)
     ds = data_lib.load(data_dir)
     x, y = data_lib.example_batch(ds)
     start = time.perf_counter()
     if grid:
         results = stats.grid_stats(model_cfg.hidden, x, y, seed)
         seconds = time.perf_counter() - start
-        run_dir = io.ensure_dir(base / _stats_run_name("grid", None, "", model_cfg.hidden, prng.value, seed))
+        run_dir = io.ensure_dir(base / stats.run_name("grid", None, "", model_cfg.hidden, prng.value, seed))
         io.start_rewrite(run_dir)
         cells = [r.summary for r in results]
         io.save_figure(plots.variance_grid(cells), run_dir / "variance_grid.png")
@@ -183,7 +170,7 @@ def init_stats(
             result = stats.init_stats(model_cfg, x, y, seed)
         seconds = time.perf_counter() - start
         s = result.summary
-        name = _stats_run_name(s["init"], s["scale"], s["act"], model_cfg.hidden, prng.value, seed)
+        name = stats.run_name(s["init"], s["scale"], s["act"], model_cfg.hidden, prng.value, seed)
         run_dir = io.ensure_dir(base / (name + (f"-seeds{n_seeds}" if n_seeds > 1 else "")))
         io.start_rewrite(run_dir)
         if n_seeds > 1:
@@ -211,64 +198,65 @@ def init_stats(
 
 
 # ----------------------------------------------------------------------------- train
-def _group_name(config_file: Optional[Path], overrides: dict) -> str:
-    """``reference`` or the config's stem, plus the options that changed it (``-lr0.01-epochs3``)."""
-    name = config_file.stem if config_file else "reference"
-    for key, value in overrides.items():
-        if value is None or key in ("train.optimizers",):
-            continue
-        if isinstance(value, (list, tuple)):
-            value = "_".join(map(str, value))
-        name += f"-{key.split('.')[1].replace('_', '')}{value}"
-    return name
+class Schedule(str, enum.Enum):
+    constant = "constant"
+    warmup_cosine = "warmup_cosine"
+    onecycle = "onecycle"
+    step = "step"
 
 
 def _last_val(h) -> float:
-    """The latest validation accuracy (the mean over seeds for multi-seed runs)."""
-    import numpy as np
-
-    last = [v[-1] for v in h.val_scores] if isinstance(h.best_epoch, list) else [h.val_scores[-1]]
-    return float(np.mean(last))
+    """The latest validation accuracy, the mean over trials."""
+    return sum(v[-1] for v in h.val_scores) / len(h.val_scores)
 
 
-def _epoch_reporter(quiet: bool, n_epochs: int, label: str):
-    """A rich progress bar on a terminal, one plain line per epoch otherwise (none with --quiet)."""
+def _epoch_hooks(quiet: bool, n_epochs: int):
+    """Per optimizer: (on_epoch, on_resume, on_done). A rich progress bar on a terminal, one plain
+    line per epoch otherwise; nothing with --quiet."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    if quiet:
-        return None, (lambda p: None)
-    if err_console.is_terminal:
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("val {task.fields[val]}"), TimeRemainingColumn(), console=err_console)
-        task = bar.add_task(label, total=n_epochs, val="-")
+    def hooks(label: str):
+        if quiet:
+            return None, None, None
 
-        def update(p):
-            bar.update(task, completed=p.epoch, val=f"{_last_val(p.history):.4f}")
+        def resumed(epoch):
+            err_console.print(f"{label}: resuming after epoch {epoch}.")
 
-        return bar, update
+        if err_console.is_terminal:
+            bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("val {task.fields[val]}"), TimeRemainingColumn(), console=err_console)
+            task = bar.add_task(label, total=n_epochs, val="-")
+            bar.start()
+            return (lambda p: bar.update(task, completed=p.epoch, val=f"{_last_val(p.history):.4f}"),
+                    resumed, bar.stop)
 
-    def line(p):
-        h = p.history
-        err_console.print(f"{label} epoch {p.epoch}/{n_epochs}: val acc {_last_val(h):.4f}"
-                          + (" (mean over seeds)" if isinstance(h.best_epoch, list) else "")
-                          + f" ({h.epoch_seconds[-1]:.2f} s)", highlight=False)
+        def line(p):
+            h = p.history
+            over = f" (mean over {len(h.val_scores)} trials)" if len(h.val_scores) > 1 else ""
+            err_console.print(f"{label} epoch {p.epoch}/{n_epochs}: val acc {_last_val(h):.4f}{over}"
+                              f" ({h.epoch_seconds[-1]:.2f} s)", highlight=False)
 
-    return None, line
+        return line, resumed, None
+
+    return hooks
 
 
 @app.command()
 @handles_errors
 def train(
-    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="sgd, momentum, adam, nesterov, rmsprop, adamw, adagrad; a comma list, or all (the reference three).")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with \\[model], \\[data], \\[train] sections; options override it.")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (default: each optimizer's reference rate).")] = None,
+    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="A comma list of: sgd, momentum, adam, nesterov, rmsprop, adamw, adagrad; all (the reference three); optax:NAME (any optax alias with a learning_rate); module:factory or file.py:factory (your own factory(learning_rate, **hyperparameters)).")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with \\[model], \\[data], \\[train] and \\[optimizer.NAME] sections; options override it.")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default: each optimizer's reference rate).")] = None,
+    schedule: Annotated[Optional[Schedule], typer.Option("--schedule", help="Learning-rate schedule (optax's); --lr is its peak.")] = None,
+    warmup_epochs: Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epochs of linear warm-up (onecycle: its rising part, default 30%).")] = None,
+    hyper: Annotated[Optional[list[str]], typer.Option("--hyper", help="A hyperparameter of the optimizers, key=value (repeatable), e.g. --hyper b1=0.95.")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (reference: 40).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Batch size (reference: 256).")] = None,
     init: Annotated[Optional[Init], typer.Option("--init", help="Kernel initializer (reference: kaiming).")] = None,
     act: Annotated[Optional[Act], typer.Option("--act", help="Activation (reference: relu).")] = None,
     hidden: HiddenOpt = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Init key and batch order (reference: 42); the split stays fixed.")] = None,
-    n_seeds: Annotated[Optional[int], typer.Option("--seeds", help="Train seeds SEED..SEED+N-1 as one vmapped program, sharded over all devices; report mean and 95% CI.")] = None,
+    n_seeds: Annotated[Optional[int], typer.Option("--seeds", help="Train seeds SEED..SEED+N-1 as one program (trials sharded over all devices); report mean and 95% CI.")] = None,
     prng: Annotated[Optional[Prng], typer.Option("--prng", help="legacy (default) reproduces the published runs; modern is JAX's default.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Run group directory under OUT/train (default: from the config and options).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain even if the run finished.")] = False,
@@ -277,84 +265,59 @@ def train(
     out: OutOpt = Path("outputs"),
     as_json: JsonOpt = False,
 ):
-    """Train the MLP with hand-written optimizers; keep the best-validation checkpoint; report test accuracy."""
-    from initopt import config, io
-    from initopt.optimizers import parse_optimizers
+    """Train the MLP with any optimizer; keep the best-validation checkpoint; report test accuracy."""
+    from initopt import config, experiment, io
 
     overrides = {
-        "train.optimizers": list(parse_optimizers(optimizer)) if optimizer else None,
-        "train.lr": lr, "train.epochs": epochs, "train.batch_size": batch_size,
+        "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer else None,
+        "train.lr": lr, "train.schedule": schedule.value if schedule else None,
+        "train.warmup_epochs": warmup_epochs, "train.hyper": config.parse_hyper(hyper),
+        "train.epochs": epochs, "train.batch_size": batch_size,
         "model.init": init.value if init else None, "model.act": act.value if act else None,
         "model.hidden": list(config.parse_hidden(hidden)) if hidden else None,
         "train.seed": seed, "train.seeds": n_seeds, "train.prng": prng.value if prng else None,
     }
     cfg = config.load(config_file, overrides)
-    optimizers = parse_optimizers(cfg.train.optimizers)
-    group_dir = io.ensure_dir(Path(out) / "train" / (name or _group_name(config_file, overrides)))
+    group_dir = io.ensure_dir(Path(out) / "train" / (name or experiment.group_name(config_file, overrides)))
 
-    from initopt import data as data_lib, distributed, env, plots, runner, stats
+    from initopt import data as data_lib, distributed, env, model, plots
 
     if distributed.initialize() != 0:  # a secondary process of a multi-process run: compute, stay silent
         quiet, as_json = True, False
         out_console.quiet = True
-    stats.set_prng(cfg.train.prng)
+    model.set_prng(cfg.train.prng)
     ds = data_lib.load(data_dir or cfg.data.data_dir)
     splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
-    if cfg.train.batch_size > len(splits.train_y):
-        raise fail(f"Batch size {cfg.train.batch_size} exceeds the {len(splits.train_y)} training examples.")
     x_example, _ = data_lib.example_batch(ds)
-    environment = env.environment()
-    results = {}
-    for opt in optimizers:
-        run_dir = group_dir / opt
-        bar, report = _epoch_reporter(quiet, cfg.train.epochs, opt)
-
-        def resumed(epoch, opt=opt):
+    try:
+        results = experiment.train_optimizers(cfg, group_dir, splits, x_example, env.environment(), overwrite,
+                                              _epoch_hooks(quiet, cfg.train.epochs))
+    except KeyboardInterrupt:
+        raise fail(f"Interrupted; run the same command again to resume the runs in {group_dir}.", code=130) from None
+    for opt, metrics in results.items():
+        if metrics.get("skipped"):
             if not quiet:
-                err_console.print(f"{opt}: resuming after epoch {epoch}.")
-
-        try:
-            if bar is not None:
-                bar.start()
-            metrics = runner.run(cfg, opt, run_dir, splits, x_example, environment, overwrite, report, resumed)
-        except KeyboardInterrupt:
-            interrupted = True
+                err_console.print(f"{opt}: already finished in {metrics['run_dir']} (use --overwrite to retrain).")
         else:
-            interrupted = False
-        finally:  # stop the bar before any message, on every way out
-            if bar is not None:
-                bar.stop()
-        if interrupted:
-            raise fail(f"Interrupted; run the same command again to resume {run_dir}.", code=130)
-        if metrics.get("skipped") and not quiet:
-            err_console.print(f"{opt}: already finished in {run_dir} (use --overwrite to retrain).")
-        else:
-            io.save_figure(plots.training_curves({opt: metrics}, f"{opt}, lr {metrics['lr']:g}"), run_dir / "curves.png")
-        metrics["run_dir"] = str(run_dir)
-        results[opt] = metrics
-    paired = None
-    if len(results) > 1:
-        from initopt.intervals import paired_comparisons
-
-        if cfg.train.seeds > 1:
-            paired = paired_comparisons({k: v["test_acc_per_seed"] for k, v in results.items()})
-        keys = ("lr", "status", "test_acc", "best_epoch", "best_val_acc", "test_acc_per_seed", "test_acc_ci95")
+            io.save_figure(plots.training_curves({opt: metrics}, f"{opt}, lr {metrics['lr']:g}"),
+                           Path(metrics["run_dir"]) / "curves.png")
+    comp = experiment.comparison(results)
+    if comp is not None:
         io.save_figure(plots.training_curves(results, "Optimizer comparison"), group_dir / "comparison.png")
-        io.write_json(group_dir / "comparison.json", {
-            "runs": {k: {m: v[m] for m in keys if m in v} for k, v in results.items()},
-            "paired": paired,
-        })
+        io.write_json(group_dir / "comparison.json", comp)
+    paired = comp["paired"] if comp else None
     if as_json:
-        emit_json(results[optimizers[0]] if len(results) == 1 else {"runs": results, "paired": paired})
+        emit_json(next(iter(results.values())) if len(results) == 1 else {"runs": results, "paired": paired})
     else:
         out_console.print(tables.results_table(results))
         if paired:
             out_console.print(tables.paired_table(paired))
         err_console.print(f"Wrote {group_dir}")
-    diverged = [k for k, v in results.items() if v["status"] == "diverged"]
-    if diverged:
-        epochs_done = ", ".join(f"{k} at epoch {results[k]['epochs_completed']}" for k in diverged)
-        raise fail(f"Training diverged (non-finite loss): {epochs_done}; metrics kept in {group_dir}.", code=3)
+    error, note = experiment.diverged_message(results, group_dir)
+    if note and not quiet:
+        err_console.print(note, highlight=False)
+    if error:
+        raise fail(error, code=3)
 
 
 # ----------------------------------------------------------------------------- report
@@ -417,55 +380,27 @@ def surface(
     as_json: JsonOpt = False,
 ):
     """Run optimizers on a 2D loss surface; draw their trajectories; judge whether they reach a minimum."""
-    from initopt import io
-    from initopt.errors import ConfigError
-    from initopt.optimizers import parse_optimizers
+    from initopt import config, io
 
-    optimizers = parse_optimizers(optimizer)
-    if lr is not None and not lr > 0:
-        raise ConfigError(f"The learning rate must be a positive number, not {lr}.")
+    optimizers = tuple(config.parse_list(optimizer, "--optimizer"))
+    if optimizers == ("all",):
+        optimizers = ("sgd", "momentum", "adam")
+    if lr is not None:
+        config.check_lr(lr)
     if tune and starts == 0:
         starts = 64
-    import numpy as np
 
     from initopt import plots, surfaces as S
 
+    for opt in optimizers:
+        S.check_optimizer(opt)
     surf = S.SURFACES[kind.value]
-    w0 = S.parse_start(start) if start else surf.start
-    name = kind.value + ("" if start is None else f"-start{w0[0]:g}_{w0[1]:g}") + ("" if lr is None else f"-lr{lr:g}") \
-        + ("" if steps == 100 else f"-steps{steps}") \
-        + ("" if set(optimizers) == {"sgd", "momentum", "adam"} else "-" + "_".join(optimizers)) \
-        + ("" if beta == 0.9 else f"-beta{beta:g}") \
-        + ("" if not starts else f"-starts{starts}" + ("" if seed == 0 else f"_seed{seed}") + ("-tune" if tune else ""))
-    run_dir = io.ensure_dir(Path(out) / "surface" / name)
+    w0 = S.parse_start(start) if start else None
+    run_dir = io.ensure_dir(Path(out) / "surface" / S.run_name(kind.value, optimizers, lr, steps, w0, starts, tune,
+                                                               seed, beta))
     io.start_rewrite(run_dir)
     t0 = time.perf_counter()
-    result: dict = {"surface": surf.name, "start": list(w0), "steps": steps, "tolerance": surf.tolerance,
-                    "min_value": surf.min_value, "minima": [list(m) for m in surf.minima], "optimizers": {}}
-    trajectories = {}
-    for opt in optimizers:
-        opt_lr = S.default_lr(surf, opt) if lr is None else lr
-        rows, w_final, loss_final = S.trajectory(surf.name, opt, opt_lr, beta, np.asarray(w0, np.float32), steps)
-        rows = np.asarray(rows, np.float64)
-        trajectories[opt] = np.vstack([rows, np.r_[np.asarray(w_final, np.float64), float(loss_final)]])
-        result["optimizers"][opt] = {"lr": opt_lr, **S.verdict(surf, w_final, loss_final), "trajectory": rows}
-    ends = None
-    if starts:
-        starts_N = S.random_starts(surf, starts, seed)
-        result["starts"] = {"n": starts, "seed": seed, "optimizers": {}}
-        result["tune"] = tune
-        ends = {}
-        for opt in optimizers:
-            base = S.default_lr(surf, opt) if lr is None else lr
-            lrs = [base * f for f in S.TUNE_FACTORS] if tune else [base]
-            w_LN2, loss_LN = S.batch_final(surf.name, opt, np.asarray(lrs, np.float32), beta, starts_N, steps)
-            stats_L = S.start_statistics(surf, w_LN2, loss_LN)
-            best = S.best_of(lrs, stats_L)
-            ends[opt] = np.asarray(w_LN2[best])
-            entry = {"lr": lrs[best], **stats_L[best]}
-            if tune:
-                entry["grid"] = [{"lr": rate, **st} for rate, st in zip(lrs, stats_L)]
-            result["starts"]["optimizers"][opt] = entry
+    result, trajectories, ends = S.run_experiment(surf, optimizers, lr, steps, w0, starts, tune, seed, beta)
     result["seconds"] = time.perf_counter() - t0
 
     X, Y, Z = S.loss_grid(surf)

@@ -1,17 +1,20 @@
-"""Typed, frozen configuration: built once at the CLI edge from TOML and options.
+"""Typed, frozen configuration: built once at the CLI edge from TOML and options (pydantic v2).
 
 A TOML file has the sections ``[model]``, ``[data]`` and ``[train]`` whose keys
-are the fields below; an unknown section or key, a wrong type or an impossible
-value is a :class:`ConfigError` naming the key and the file.
+are the fields below, and ``[optimizer.NAME]`` tables of hyperparameters for one
+optimizer (``[optimizer.momentum] beta = 0.95``, ``[optimizer."optax:lion"] b1 = 0.95``).
+An unknown section or key, a wrong type or an impossible value is a
+:class:`ConfigError` naming the key and the file (or "the options").
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
-import typing
 from pathlib import Path
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from initopt.errors import ConfigError
 
@@ -21,153 +24,171 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PRNG_IMPLS = ("legacy", "modern")
-REFERENCE_LR = {"sgd": 0.1, "momentum": 0.1, "adam": 1e-3}
+Float = Annotated[float, Field(strict=True)]  # ints accepted, strings and booleans not
+Count = Annotated[StrictInt, Field(ge=1)]
+HyperValue = Union[StrictBool, StrictInt, Float, StrictStr]
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    hidden: tuple[int, ...] = (512, 256, 256, 128)
-    act: str = "relu"
-    init: str = "kaiming"
-    scale: float | None = None  # constant value / normal std / orthogonal gain
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    data_dir: str | None = None
-    train_limit: int | None = None  # keep the first N examples of a split (smoke runs)
-    val_limit: int | None = None
-    test_limit: int | None = None
+class ModelConfig(_Section):
+    hidden: Annotated[tuple[Count, ...], Field(min_length=1)] = (512, 256, 256, 128)
+    act: StrictStr = "relu"
+    init: StrictStr = "kaiming"
+    scale: Float | None = None  # constant value / normal std / orthogonal gain
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    optimizers: tuple[str, ...] = ("adam",)
-    lr: float | None = None  # None: each optimizer's reference learning rate
-    epochs: int = 40
-    batch_size: int = 256
-    seed: int = 42  # init key and batch order; the train/val split is always seed 42
-    seeds: int = 1  # train seeds seed, seed+1, ... as one vmapped program
-    beta: float = 0.9  # momentum
-    weight_decay: float = 1e-4  # adamw only
-    prng: str = "legacy"
+class DataConfig(_Section):
+    data_dir: StrictStr | None = None
+    train_limit: Count | None = None  # keep the first N examples of a split (smoke runs)
+    val_limit: Count | None = None
+    test_limit: Count | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
+class TrainConfig(_Section):
+    optimizers: Annotated[tuple[StrictStr, ...], Field(min_length=1)] = ("adam",)
+    lr: Float | None = None  # the peak learning rate; None: each optimizer's reference rate
+    epochs: Count = 40
+    batch_size: Count = 256
+    seed: Annotated[StrictInt, Field(ge=0)] = 42  # init key and batch order; the split is always seed 42
+    seeds: Count = 1  # trials with seeds seed, seed+1, ... as one program
+    schedule: StrictStr = "constant"  # see initopt.schedules
+    warmup_epochs: Annotated[StrictInt, Field(ge=0)] | None = None
+    beta: Float | None = None  # momentum of the optimizers that have a ``beta`` (momentum, nesterov)
+    weight_decay: Float | None = None  # of the optimizers that have a ``weight_decay`` (adamw)
+    hyper: dict[StrictStr, HyperValue] = {}  # --hyper key=value: for every optimizer of the run
+    prng: StrictStr = "legacy"
+
+
+class Config(_Section):
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+    optimizer: dict[StrictStr, dict[StrictStr, HyperValue]] = {}  # [optimizer.NAME] tables
+
+    def hyperparams_for(self, spec_name: str, keys: set[str], open_kwargs: bool) -> dict[str, Any]:
+        """The hyperparameters the configuration gives one optimizer: ``train.beta`` /
+        ``train.weight_decay`` where it has such a key, then its ``[optimizer.NAME]`` table,
+        then ``--hyper``."""
+        values: dict[str, Any] = {}
+        for key in ("beta", "weight_decay"):
+            if getattr(self.train, key) is not None and key in keys:
+                values[key] = getattr(self.train, key)
+        values.update(self.optimizer.get(spec_name, {}))
+        values.update(self.train.hyper)
+        return values
 
 
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 _ALIASES = {("train", "optimizer"): "optimizers"}
+_PHRASES = {
+    "int_type": "must be an integer", "float_type": "must be a number", "string_type": "must be a string",
+    "bool_type": "must be true or false", "tuple_type": "must be a non-empty list", "dict_type": "must be a table",
+    "too_short": "must be a non-empty list", "model_type": "must be a table",
+}
 
 
-def _coerce(value, hint, where: str):
-    """Checks ``value`` against a field's type hint; returns it in the field's type."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, where)
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ConfigError(f"{where} must be a non-empty list.")
-        return tuple(_coerce(v, args[0], where) for v in value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, not {value!r}.")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, not {value!r}.")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, not {value!r}.")
-        return value.strip()
-    raise TypeError(hint)  # pragma: no cover
+def _message(error: dict, sources: dict[str, str]) -> str:
+    loc = [str(p) for p in error["loc"] if not str(p).isdigit()]
+    dotted = ".".join(loc)
+    source = sources.get(dotted, sources.get(loc[0] if loc else "", "the options"))
+    if error["type"] == "extra_forbidden":
+        if len(loc) == 1:
+            return f"Unknown section [{loc[0]}] in {source}."
+        return f"Unknown key {dotted} in {source}."
+    if error["type"] in ("greater_than_equal",):
+        phrase = f"must be at least {error['ctx']['ge']}"
+    else:
+        phrase = _PHRASES.get(error["type"], error["msg"].lower())
+    return f"{dotted} in {source} {phrase}, not {error['input']!r}."
 
 
-def _section(cls, values: dict, source: str, section: str):
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in values.items():
-        field = _ALIASES.get((section, key), key)
-        if field not in hints:
-            raise ConfigError(f"Unknown key {section}.{key} in {source}.")
-        kwargs[field] = _coerce(value, hints[field], f"{section}.{key} in {source}")
-    return kwargs
+def check_lr(lr: float, source: str = "the options") -> float:
+    """A learning rate is a positive finite number (every command checks it here)."""
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"The learning rate must be a positive number, not {lr} ({source}).")
+    return lr
 
 
 def validate(cfg: Config, source: str = "the options") -> Config:
-    """Checks names and ranges; returns ``cfg`` with names in canonical form."""
+    """Checks names and ranges beyond types; returns ``cfg`` with names in canonical form."""
     from initopt.activations import ACTIVATIONS
     from initopt.initializers import canonical_name, resolve_scale
+    from initopt.schedules import SCHEDULES
 
-    m, d, t = cfg.model, cfg.data, cfg.train
+    m, t = cfg.model, cfg.train
     act = canonical_name(m.act)
     if act not in ACTIVATIONS:
         raise ConfigError(f"Unknown activation {m.act!r} in {source}; choose one of {', '.join(ACTIVATIONS)}.")
     init = canonical_name(m.init)
     resolve_scale(init, m.scale)
-    if any(h < 1 for h in m.hidden):
-        raise ConfigError(f"Hidden sizes must be positive integers, not {list(m.hidden)} ({source}).")
-    for name in ("train_limit", "val_limit", "test_limit"):
-        value = getattr(d, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"data.{name} must be at least 1, not {value} ({source}).")
     if t.prng not in PRNG_IMPLS:
         raise ConfigError(f"Unknown PRNG {t.prng!r} in {source}; choose legacy or modern.")
-    if t.epochs < 1 or t.batch_size < 1:
-        raise ConfigError(f"train.epochs and train.batch_size must be at least 1 ({source}).")
-    if t.lr is not None and not (math.isfinite(t.lr) and t.lr > 0):
-        raise ConfigError(f"The learning rate must be a positive number, not {t.lr} ({source}).")
-    if not 0 <= t.beta < 1:
+    schedule = canonical_name(t.schedule)
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"Unknown schedule {t.schedule!r} in {source}; choose one of {', '.join(SCHEDULES)}.")
+    if t.warmup_epochs is not None and t.warmup_epochs >= t.epochs:
+        raise ConfigError(f"train.warmup_epochs ({t.warmup_epochs}) must be fewer than train.epochs ({t.epochs}) "
+                          f"({source}).")
+    if t.lr is not None:
+        check_lr(t.lr, source)
+    if t.beta is not None and not 0 <= t.beta < 1:
         raise ConfigError(f"train.beta must lie in [0, 1), not {t.beta} ({source}).")
-    if t.seeds < 1:
-        raise ConfigError(f"train.seeds must be at least 1, not {t.seeds} ({source}).")
-    if t.seed < 0:
-        raise ConfigError(f"train.seed must be non-negative, not {t.seed} ({source}).")
-    return dataclasses.replace(
-        cfg,
-        model=dataclasses.replace(m, act=act, init=init),
-        train=dataclasses.replace(t, optimizers=tuple(canonical_name(o) for o in t.optimizers)),
-    )
+    if t.weight_decay is not None and not (math.isfinite(t.weight_decay) and t.weight_decay >= 0):
+        raise ConfigError(f"train.weight_decay must be a non-negative number, not {t.weight_decay} ({source}).")
+    if any(not o.strip() for o in t.optimizers):
+        raise ConfigError(f"train.optimizers has an empty name ({source}).")
+    return cfg.model_copy(update={
+        "model": m.model_copy(update={"act": act, "init": init}),
+        "train": t.model_copy(update={"schedule": schedule, "optimizers": tuple(o.strip() for o in t.optimizers)}),
+    })
+
+
+def read_toml(path: str | Path) -> dict:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Cannot read config file {path}: {e}.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}.") from None
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None) -> Config:
-    """Reads a TOML file (optional), applies ``{"section.key": value}`` overrides, validates."""
-    raw: dict = {}
-    source = "the options"
-    if path is not None:
-        source = str(path)
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"Config file {path} does not exist.") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"Cannot read config file {path}: {e}.") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path} is not valid TOML: {e}.") from None
-    sections = {}
-    for name, values in raw.items():
-        if name not in _SECTIONS:
-            raise ConfigError(f"Unknown section [{name}] in {source}.")
-        if not isinstance(values, dict):
-            raise ConfigError(f"[{name}] in {source} must be a table.")
-        sections[name] = _section(_SECTIONS[name], values, source, name)
+    """Reads a TOML file (optional), applies ``{"section.key": value}`` overrides (None: not given),
+    validates and returns the frozen :class:`Config`."""
+    raw: dict = read_toml(path) if path is not None else {}
+    source = str(path) if path is not None else "the options"
+    sources = {section: source for section in raw}
+    for section, values in raw.items():
+        if isinstance(values, dict):
+            for key in list(values):
+                alias = _ALIASES.get((section, key))
+                if alias:
+                    values[alias] = values.pop(key)
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
-        name, key = dotted.split(".")
-        sections.setdefault(name, {}).update(_section(_SECTIONS[name], {key: value}, "the options", name))
-    cfg = Config(**{name: cls(**sections.get(name, {})) for name, cls in _SECTIONS.items()})
+        section, key = dotted.split(".")
+        if not isinstance(raw.setdefault(section, {}), dict):
+            raw[section] = {}
+        raw[section][key] = value
+        sources[dotted] = "the options"
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_message(e.errors()[0], sources)) from None
     return validate(cfg, source)
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``; an empty item (``"a,,b"``, ``"a,"``) is an error."""
+    items = [v.strip() for v in text.split(",")]
+    if not text.strip() or any(not v for v in items):
+        raise ConfigError(f"{what} takes a comma list without empty items, not {text!r}.")
+    return items
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -178,13 +199,28 @@ def parse_hidden(text: str) -> tuple[int, ...]:
             depth, width = text.split("x")
             sizes = (int(width),) * int(depth)
         else:
-            sizes = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
+            sizes = tuple(int(v) for v in parse_list(text, "--hidden"))
+    except (ValueError, ConfigError):
         raise ConfigError(f"--hidden takes sizes like 512,256,256,128 or DEPTHxWIDTH, not {text!r}.") from None
     if not sizes or min(sizes) < 1:
         raise ConfigError(f"--hidden needs at least one positive size, not {text!r}.")
     return sizes
 
 
-def to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
+def parse_hyper(items: list[str] | None) -> dict[str, Any] | None:
+    """``["b1=0.95", "nesterov=true"]`` -> ``{"b1": 0.95, "nesterov": True}``."""
+    if not items:
+        return None
+    from initopt.optimizer_specs import hyper_value
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--hyper takes key=value, not {item!r}.")
+        out[key.strip()] = hyper_value(value)
+    return out
+
+
+def to_dict(cfg: Config) -> dict:
+    return cfg.model_dump(mode="json")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from initopt.activations import ACTIVATIONS
 from initopt.initializers import layer_initializers
@@ -46,6 +48,19 @@ def make_model(hidden: Sequence[int], act: str, init: str | None = None, scale: 
     return MLP(hidden=hidden, act=ACTIVATIONS[act], kernel_inits=inits)
 
 
-def layer_names(n_layers: int) -> list[str]:
-    """The reference's names: 'Layer 0, 2, 4, ...' (index of the Dense layer times two)."""
-    return [f"Layer {2 * i}" for i in range(n_layers)]
+@functools.lru_cache(maxsize=None)
+def apply_fn(hidden: tuple[int, ...], act: str) -> Callable:
+    """``model.apply`` of the MLP for evaluation and training: one object per architecture, so a
+    jitted function that holds it (a TrainState) finds its compiled program again."""
+    return make_model(hidden, act).apply
+
+
+def set_prng(impl: str) -> None:
+    """``legacy`` reproduces the published (pre-JAX-0.5) random bits; ``modern`` is today's default."""
+    jax.config.update("jax_threefry_partitionable", impl == "modern")
+
+
+def init_params(model_cfg, x_example, seed: int = 42):
+    """``model.init(PRNGKey(seed), example)`` as in the reference (``model_cfg``: a ModelConfig)."""
+    model = make_model(model_cfg.hidden, model_cfg.act, model_cfg.init, model_cfg.scale)
+    return model.init(jax.random.PRNGKey(seed), jnp.asarray(x_example))

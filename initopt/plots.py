@@ -108,6 +108,13 @@ def curve_band(values) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None
     return mean, mean - half, mean + half
 
 
+def trial_curves(metrics: dict, key: str):
+    """A run's per-epoch ``key`` (``val_scores`` ...): one list per trial (runs before trials: as stored)."""
+    if "trials" in metrics:
+        return [t[key] for t in metrics["trials"]]
+    return metrics[key]
+
+
 def _plot_band(ax, values, color, **kwargs):
     mean, lo, hi = curve_band(values)
     epochs = np.arange(1, len(mean) + 1)
@@ -123,10 +130,10 @@ def training_curves(runs: dict[str, dict], title: str = "Training"):
     for i, (name, m) in enumerate(runs.items()):
         color = COLORS.get(name, f"C{i}")
         test = f", test {m['test_acc']:.2%}" if m.get("test_acc") is not None else ""
-        _plot_band(ax_acc, m["val_scores"], color, label=f"{name} val{test}")
-        _plot_band(ax_acc, m["train_scores"], color, ls="--", alpha=0.7, label=f"{name} train")
-        _plot_band(ax_loss, m["train_loss"], color, ls="--", alpha=0.7, label=f"{name} train")
-        _plot_band(ax_loss, m["val_loss"], color, label=f"{name} val")
+        _plot_band(ax_acc, trial_curves(m, "val_scores"), color, label=f"{name} val{test}")
+        _plot_band(ax_acc, trial_curves(m, "train_scores"), color, ls="--", alpha=0.7, label=f"{name} train")
+        _plot_band(ax_loss, trial_curves(m, "train_loss"), color, ls="--", alpha=0.7, label=f"{name} train")
+        _plot_band(ax_loss, trial_curves(m, "val_loss"), color, label=f"{name} val")
         if m.get("best_epoch"):
             ax_acc.plot(m["best_epoch"], m["val_scores"][m["best_epoch"] - 1], "*", color=color, ms=12)
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy (star: best validation epoch)")
@@ -213,7 +220,7 @@ def report_figure(runs: list[dict]):
                                             gridspec_kw={"width_ratios": [3, 2]})
     for i, run in enumerate(runs):
         m = run["metrics"]
-        _plot_band(ax_curve, m["val_scores"], f"C{i % 10}", label=run["name"])
+        _plot_band(ax_curve, trial_curves(m, "val_scores"), f"C{i % 10}", label=run["name"])
         acc = m.get("test_acc")
         if acc is not None:
             ci = m.get("test_acc_ci95")

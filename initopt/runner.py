@@ -1,9 +1,9 @@
-"""One training run in its directory: skip when finished, resume when interrupted, checkpoint.
+"""One training run in its directory: plan it, skip when finished, resume when interrupted, checkpoint.
 
 Files of a run directory:
-  config.json          the resolved configuration (a different one refuses to resume)
+  config.json          the resolved configuration and trials (a different one refuses to resume)
   checkpoint.msgpack   after every epoch: train state, best parameters, history
-  best_params.msgpack  the best-validation parameters (Flax msgpack, no pickle)
+  best_params.msgpack  the best-validation parameters of every trial (Flax msgpack, no pickle)
   run.json             status (running / complete / diverged / interrupted), versions, timings
   metrics.json         written last, once the run has ended
 All writes go through :mod:`initopt.io`, atomically.
@@ -19,32 +19,60 @@ from typing import Callable
 import numpy as np
 from flax import serialization
 
-from initopt import io, seeds, train
-from initopt.intervals import mean_ci95
+from initopt import io, optimizer_specs, train, trials as trials_lib
 from initopt.config import Config, to_dict
 from initopt.data import Splits
 from initopt.errors import InitoptError
-from initopt.optimizers import OPTIMIZERS
+from initopt.hyperparams import LEARNING_RATE
+from initopt.intervals import mean_ci95
+from initopt.schedules import ScheduleSpec
 
 CHECKPOINT = "checkpoint.msgpack"
 BEST_PARAMS = "best_params.msgpack"
+FINISHED = ("complete", "diverged")
 
 
-def resolved_config(cfg: Config, optimizer: str) -> dict:
-    """What defines a run: the config with this optimizer and its effective learning rate."""
+def plan_for(cfg: Config, optimizer: str, n_train: int, lrs: list[float] | None = None,
+             seeds: list[int] | None = None) -> trials_lib.Plan:
+    """The trials of one optimizer: every learning rate of ``lrs`` (default: the configured or
+    reference rate) on every seed of ``seeds`` (default: ``seed .. seed + seeds - 1``)."""
+    spec = optimizer_specs.resolve(optimizer)
+    t = cfg.train
+    keys = {k for k, _ in spec.defaults}
+    values = cfg.hyperparams_for(spec.name, keys, spec.open_kwargs)
+    data, static = spec.split(values)
+    lrs = lrs or [optimizer_specs.reference_lr(spec, t.lr)]
+    optimizer_specs.check(spec, lrs[0], values)
+    steps = trials_lib.steps_per_epoch(n_train, t.batch_size)
+    if steps < 1:
+        raise InitoptError(f"Batch size {t.batch_size} exceeds the {n_train} training examples.")
+    warmup = None if t.warmup_epochs is None else t.warmup_epochs * steps
+    schedule = ScheduleSpec(t.schedule, t.epochs * steps, warmup)
+    seeds = seeds or [t.seed + i for i in range(t.seeds)]
+    trials = trials_lib.make_trials(seeds, [{**data, LEARNING_RATE: lr} for lr in lrs])
+    return trials_lib.Plan(cfg.model, spec, static, schedule, t.epochs, t.batch_size, trials)
+
+
+def resolved_config(cfg: Config, plan: trials_lib.Plan) -> dict:
+    """What defines a run: the config with this optimizer, its schedule, statics and every trial."""
     d = to_dict(cfg)
-    d["train"]["optimizers"] = [optimizer]
-    d["train"]["lr"] = OPTIMIZERS[optimizer][1] if cfg.train.lr is None else cfg.train.lr
+    d["train"]["optimizers"] = [plan.optimizer.name]
+    d["train"]["lr"] = plan.trials[0].lr if len({t.lr for t in plan.trials}) == 1 else None
     d["data"].pop("data_dir")  # where the files live does not change the run; their sha256 does
-    return json.loads(json.dumps(d))
+    d["optimizer"] = {plan.optimizer.name: d["optimizer"].get(plan.optimizer.name, {})}
+    d["plan"] = {
+        "schedule": dataclasses.asdict(plan.schedule),
+        "static": {k: v for k, v in plan.static},
+        "trials": [{"seed": t.seed, "hyperparams": t.values} for t in plan.trials],
+    }
+    return json.loads(io.to_json(d))
 
 
 def save_progress(run_dir: Path, progress: train.Progress) -> None:
-    """The per-epoch checkpoint, and the best parameters when this epoch is a seed's best."""
+    """The per-epoch checkpoint, and the best parameters when this epoch is some trial's best."""
     h = dataclasses.asdict(progress.history)
-    state, best = seeds.to_host((progress.state, progress.best_params))  # collective across processes
-    best_epoch = progress.history.best_epoch
-    if progress.epoch in (best_epoch if isinstance(best_epoch, list) else [best_epoch]):
+    state, best = trials_lib.to_host((progress.state, progress.best_params))  # collective across processes
+    if progress.epoch in progress.history.best_epoch:
         io.save_checkpoint(run_dir / BEST_PARAMS, best)
     io.save_checkpoint(run_dir / CHECKPOINT, {
         "state": serialization.to_state_dict(state),
@@ -66,67 +94,72 @@ def restore_progress(run_dir: Path, template: train.Progress) -> train.Progress:
     return train.Progress(state=state, best_params=best, history=history, epoch=epoch)
 
 
-def seed_metrics_of(progress: train.Progress, test_accs: list, optimizer: str, lr: float, seed_list: list[int]) -> dict:
-    """Every seed's curves and test accuracy, with their mean, std and 95% interval."""
+def metrics_of(plan: trials_lib.Plan, progress: train.Progress, test_accs: list[float | None]) -> dict:
+    """Every trial's curves, hyperparameters, status and test accuracy, with aggregates over trials.
+
+    A run of one trial also keeps the scalar keys of a lone run (``best_epoch``,
+    ``train_scores`` ...), so scripts written for those keep working.
+    """
     h = progress.history
+    finished = progress.status in FINISHED
+    trials = [{
+        "seed": trial.seed,
+        "hyperparams": trial.values,
+        "status": h.trial_status(i, finished),
+        "diverged_epoch": h.diverged_epoch[i],
+        "best_epoch": h.best_epoch[i],
+        "best_val_acc": h.best_val[i],
+        "test_acc": test_accs[i],
+        "train_scores": h.train_scores[i],
+        "val_scores": h.val_scores[i],
+        "train_loss": h.train_loss[i],
+        "val_loss": h.val_loss[i],
+        "lr": h.lr[i],
+    } for i, trial in enumerate(plan.trials)]
     agg = mean_ci95(test_accs)
-    best_vals = [v if e is not None else None for v, e in zip(h.best_val, h.best_epoch)]
-    return {
-        "optimizer": optimizer,
-        "lr": lr,
+    lrs = {t.lr for t in plan.trials}
+    seconds = float(np.mean(h.epoch_seconds)) if h.epoch_seconds else None
+    metrics = {
+        "optimizer": plan.optimizer.name,
+        "lr": lrs.pop() if len(lrs) == 1 else None,
+        "schedule": plan.schedule.name,
         "status": progress.status,
         "epochs_completed": progress.epoch,
-        "seeds": seed_list,
+        "n_trials": plan.n_trials,
+        "trials_diverged": sum(t["status"] == "diverged" for t in trials),
+        "seeds": [t.seed for t in plan.trials],
         "test_acc": agg["mean"],
-        "test_acc_per_seed": test_accs,
         "test_acc_mean": agg["mean"],
         "test_acc_std": agg["std"],
         "test_acc_ci95": agg["ci95"],
-        "best_epoch": None,
-        "best_val_acc": mean_ci95(best_vals)["mean"],
+        "best_val_acc": mean_ci95(h.best_val)["mean"],
+        "test_acc_per_seed": test_accs,
         "best_epoch_per_seed": h.best_epoch,
-        "best_val_acc_per_seed": best_vals,
+        "best_val_acc_per_seed": h.best_val,
         "diverged_epoch_per_seed": h.diverged_epoch,
-        "train_scores": h.train_scores,
-        "val_scores": h.val_scores,
-        "train_loss": h.train_loss,
-        "val_loss": h.val_loss,
-        "seconds_per_epoch": float(np.mean(h.epoch_seconds)) if h.epoch_seconds else None,
-        "seconds_per_model_epoch": float(np.mean(h.epoch_seconds)) / len(seed_list) if h.epoch_seconds else None,
+        "seconds_per_epoch": seconds,
+        "seconds_per_model_epoch": seconds / plan.n_trials if seconds else None,
+        "trials": trials,
     }
-
-
-def metrics_of(progress: train.Progress, test_acc: float | None, optimizer: str, lr: float) -> dict:
-    h = progress.history
-    seconds = h.epoch_seconds
-    return {
-        "optimizer": optimizer,
-        "lr": lr,
-        "status": progress.status,
-        "epochs_completed": progress.epoch,
-        "test_acc": test_acc,
-        "best_epoch": h.best_epoch,
-        "best_val_acc": h.best_val if h.best_epoch else None,
-        "train_scores": h.train_scores,
-        "val_scores": h.val_scores,
-        "train_loss": h.train_loss,
-        "val_loss": h.val_loss,
-        "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
-    }
+    if plan.n_trials == 1:
+        (only,) = trials
+        metrics.update({k: only[k] for k in ("best_epoch", "train_scores", "val_scores", "train_loss", "val_loss")})
+        metrics["lr_per_epoch"] = only["lr"]
+    return metrics
 
 
 def read_finished(run_dir: Path) -> dict | None:
     """The metrics of a run that has ended (complete or diverged), else None."""
     if not (run_dir / "metrics.json").is_file() or not (run_dir / "run.json").is_file():
         return None
-    if io.read_json(run_dir / "run.json").get("status") not in ("complete", "diverged"):
+    if io.read_json(run_dir / "run.json").get("status") not in FINISHED:
         return None
     return io.read_json(run_dir / "metrics.json")
 
 
 def run(
     cfg: Config,
-    optimizer: str,
+    plan: trials_lib.Plan,
     run_dir: Path,
     splits: Splits,
     x_example: np.ndarray,
@@ -134,9 +167,10 @@ def run(
     overwrite: bool = False,
     on_epoch: Callable[[train.Progress], None] | None = None,
     on_resume: Callable[[int], None] | None = None,
+    command: str = "train",
 ) -> dict:
-    """Trains one optimizer in ``run_dir``; returns its metrics (with ``skipped`` if it had ended)."""
-    config_json = resolved_config(cfg, optimizer)
+    """Trains the plan's trials in ``run_dir``; returns the metrics (with ``skipped`` if it had ended)."""
+    config_json = resolved_config(cfg, plan)
     if overwrite:
         io.remove_files(run_dir, "metrics.json", "run.json", CHECKPOINT, BEST_PARAMS, "config.json")
     io.ensure_dir(run_dir)
@@ -148,18 +182,15 @@ def run(
         finished = read_finished(run_dir)
         if finished is not None:
             return {**finished, "skipped": True}
-    io.write_json(run_dir / "config.json", config_json)
-
-    n_seeds = cfg.train.seeds
-    if n_seeds == 1:
-        progress = train.initial_progress(cfg, x_example, optimizer)
-    else:
-        progress = seeds.initial_progress(cfg, x_example, optimizer, n_seeds)
+    progress = train.initial_progress(plan, x_example)
     if (run_dir / CHECKPOINT).is_file():
         progress = restore_progress(run_dir, progress)
         if on_resume is not None:
             on_resume(progress.epoch)
-    run_info = {"command": "train", "optimizer": optimizer, "dataset_sha256": splits.sha256, **environment}
+    io.remove_files(run_dir, "metrics.json")  # from here on, old metrics must not look complete
+    io.write_json(run_dir / "config.json", config_json)
+    run_info = {"command": command, "optimizer": plan.optimizer.name, "dataset_sha256": splits.sha256,
+                **environment}
 
     def epoch_done(p: train.Progress) -> None:
         save_progress(run_dir, p)
@@ -168,27 +199,19 @@ def run(
 
     io.write_json(run_dir / "run.json", {**run_info, "status": "running"})
     try:
-        if n_seeds == 1:
-            progress = train.fit(cfg, splits, progress, epoch_done)
-        else:
-            progress = seeds.fit_seeds(cfg, splits, progress, n_seeds, epoch_done)
+        progress = train.fit(plan, splits, progress, epoch_done)
     except KeyboardInterrupt:
         io.write_json(run_dir / "run.json", {**run_info, "status": "interrupted", "epochs_completed": progress.epoch})
         raise
-    lr = config_json["train"]["lr"]
-    if n_seeds == 1:
-        metrics = metrics_of(progress, train.test_accuracy(progress, splits), optimizer, lr)
-    else:
-        test_accs = seeds.test_accuracies(progress, splits)
-        metrics = seed_metrics_of(progress, test_accs, optimizer, lr, seeds.seed_values(cfg, n_seeds))
+    metrics = metrics_of(plan, progress, train.test_accuracies(progress, splits))
     io.write_json(run_dir / "run.json", {
         **run_info,
         "status": progress.status,
         "compile_seconds": progress.compile_seconds,
         "epoch_seconds": progress.history.epoch_seconds,
         "seconds_per_epoch": metrics["seconds_per_epoch"],
-        "seeds": n_seeds,
-        "seed_devices": len(seeds.seed_mesh(n_seeds).devices.flat) if n_seeds > 1 else 1,
+        "trials": plan.n_trials,
+        "trial_devices": len(trials_lib.trial_mesh(plan.n_trials).devices.flat),
     })
     io.write_json(run_dir / "metrics.json", metrics)
     return metrics

@@ -13,7 +13,8 @@ import optax
 from initopt.activations import second_moment
 from initopt.config import ModelConfig
 from initopt.initializers import weight_variances
-from initopt.model import make_model
+from initopt.model import REFERENCE_HIDDEN, init_params, make_model
+from initopt.trials import stack_trees
 
 # The reference experiment's grid: (init, scale) x activation.
 GRID_INITS = (
@@ -25,17 +26,7 @@ GRID_INITS = (
     ("kaiming", None),
 )
 GRID_ACTS = ("identity", "tanh", "relu")
-
-
-def set_prng(impl: str) -> None:
-    """``legacy`` reproduces the published (pre-JAX-0.5) random bits; ``modern`` is today's default."""
-    jax.config.update("jax_threefry_partitionable", impl == "modern")
-
-
-def init_params(model_cfg: ModelConfig, x_example: np.ndarray, seed: int = 42):
-    """``model.init(PRNGKey(seed), example)`` as in the reference."""
-    model = make_model(model_cfg.hidden, model_cfg.act, model_cfg.init, model_cfg.scale)
-    return model.init(jax.random.PRNGKey(seed), jnp.asarray(x_example))
+REFERENCE_SEED = 42  # the reference's PRNGKey of model.init
 
 
 def kernels(params) -> list[jax.Array]:
@@ -125,11 +116,6 @@ def init_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seed:
     return summarize(model_cfg, arrays, x_BxD)
 
 
-def stack_trees(trees):
-    """Stacks pytrees of equal structure on a new leading axis."""
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
-
-
 def _stats_of_cells(rows: list[list[tuple[ModelConfig, int]]], x_BxD, y_B) -> list[list[InitStats]]:
     """Statistics of (config, seed) cells, one row per activation, in one compiled program."""
     hidden = tuple(rows[0][0][0].hidden)
@@ -145,7 +131,7 @@ def grid_stats(
     inits=GRID_INITS, acts=GRID_ACTS,
 ) -> list[InitStats]:
     """Every (init, activation) cell, computed by one compiled program (plus the inits)."""
-    rows = [[(ModelConfig(hidden, act, init, scale), seed) for init, scale in inits] for act in acts]
+    rows = [[(ModelConfig(hidden=hidden, act=act, init=init, scale=scale), seed) for init, scale in inits] for act in acts]
     return [cell for row in _stats_of_cells(rows, x_BxD, y_B) for cell in row]
 
 
@@ -161,3 +147,15 @@ def seeds_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seed
         summary[f"{key}_seed_mean"] = values.mean(0).tolist()
         summary[f"{key}_seed_std"] = values.std(0, ddof=1).tolist() if len(seeds) > 1 else [0.0] * values.shape[1]
     return InitStats(summary, first.arrays)
+
+
+def run_name(init: str, scale, act: str, hidden, prng: str, seed: int) -> str:
+    """The run directory: the initializer, its scale, the activation and what differs from the reference."""
+    name = init + (f"-{scale:g}" if scale is not None else "") + (f"-{act}" if act else "")
+    if tuple(hidden) != REFERENCE_HIDDEN:
+        name += "-h" + "_".join(map(str, hidden))
+    if prng != "legacy":
+        name += f"-{prng}"
+    if seed != REFERENCE_SEED:
+        name += f"-seed{seed}"
+    return name

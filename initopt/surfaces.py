@@ -118,10 +118,15 @@ REFERENCE_LR_FALLBACK = 0.01
 TUNE_FACTORS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 
-def get_surface(name: str) -> Surface:
-    if name not in SURFACES:
-        raise ConfigError(f"Unknown surface {name!r}; choose one of {', '.join(SURFACES)}.")
-    return SURFACES[name]
+MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")  # the ones whose ``beta`` is --beta
+
+
+def check_optimizer(name: str) -> None:
+    """Surfaces run the hand-written optimizers (their trajectories are the lesson)."""
+    from initopt.optimizers import OPTIMIZERS
+
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"Unknown optimizer {name!r} for surfaces; choose from {', '.join(OPTIMIZERS)} or all.")
 
 
 def default_lr(surface: Surface, optimizer: str) -> float:
@@ -129,7 +134,7 @@ def default_lr(surface: Surface, optimizer: str) -> float:
 
 
 def _run(fn, optimizer: str, lr, beta, start_2, steps: int):
-    tx = make_optimizer(optimizer, lr, beta)
+    tx = make_optimizer(optimizer, lr, **({"beta": beta} if optimizer in MOMENTUM_OPTIMIZERS else {}))
     value_and_grad = jax.value_and_grad(fn)
 
     def step(carry, _):
@@ -220,3 +225,49 @@ def parse_start(text: str) -> tuple[float, float]:
     if not (np.isfinite(w1) and np.isfinite(w2)):
         raise ConfigError(f"--start must be finite, not {text!r}.")
     return w1, w2
+
+
+def run_name(kind: str, optimizers: tuple[str, ...], lr: float | None, steps: int, start, starts: int,
+             tune: bool, seed: int, beta: float) -> str:
+    """The run directory: the surface plus every option that changes the result."""
+    name = kind + ("" if start is None else f"-start{start[0]:g}_{start[1]:g}") + ("" if lr is None else f"-lr{lr:g}")
+    name += "" if steps == 100 else f"-steps{steps}"
+    name += "" if set(optimizers) == {"sgd", "momentum", "adam"} else "-" + "_".join(optimizers)
+    name += "" if beta == 0.9 else f"-beta{beta:g}"
+    if starts:
+        name += f"-starts{starts}" + ("" if seed == 0 else f"_seed{seed}") + ("-tune" if tune else "")
+    return name
+
+
+def run_experiment(surface: Surface, optimizers: tuple[str, ...], lr: float | None, steps: int, start, starts: int,
+                   tune: bool, seed: int, beta: float) -> tuple[dict, dict, dict | None]:
+    """Trajectories from the start point and, with ``starts``, final points of random starts
+    (over a learning-rate grid with ``tune``). Returns (result, trajectories, end points)."""
+    w0 = surface.start if start is None else start
+    result: dict = {"surface": surface.name, "start": list(w0), "steps": steps, "tolerance": surface.tolerance,
+                    "min_value": surface.min_value, "minima": [list(m) for m in surface.minima], "optimizers": {}}
+    trajectories = {}
+    for opt in optimizers:
+        opt_lr = default_lr(surface, opt) if lr is None else lr
+        rows, w_final, loss_final = trajectory(surface.name, opt, opt_lr, beta, np.asarray(w0, np.float32), steps)
+        rows = np.asarray(rows, np.float64)
+        trajectories[opt] = np.vstack([rows, np.r_[np.asarray(w_final, np.float64), float(loss_final)]])
+        result["optimizers"][opt] = {"lr": opt_lr, **verdict(surface, w_final, loss_final), "trajectory": rows}
+    if not starts:
+        return result, trajectories, None
+    starts_N = random_starts(surface, starts, seed)
+    result["starts"] = {"n": starts, "seed": seed, "optimizers": {}}
+    result["tune"] = tune
+    ends = {}
+    for opt in optimizers:
+        base = default_lr(surface, opt) if lr is None else lr
+        lrs = [base * f for f in TUNE_FACTORS] if tune else [base]
+        w_LN2, loss_LN = batch_final(surface.name, opt, np.asarray(lrs, np.float32), beta, starts_N, steps)
+        stats_L = start_statistics(surface, w_LN2, loss_LN)
+        best = best_of(lrs, stats_L)
+        ends[opt] = np.asarray(w_LN2[best])
+        entry = {"lr": lrs[best], **stats_L[best]}
+        if tune:
+            entry["grid"] = [{"lr": rate, **st} for rate, st in zip(lrs, stats_L)]
+        result["starts"]["optimizers"][opt] = entry
+    return result, trajectories, ends

@@ -73,7 +73,7 @@ def results_table(results: dict) -> Table:
     for col in ("optimizer", "lr", "seeds", "status", "best epoch", "best val acc", "test acc", "s / epoch"):
         table.add_column(col, justify="right")
     for name, m in results.items():
-        table.add_row(name, f"{m['lr']:g}", str(len(m.get("seeds", [0]))), m["status"], str(m["best_epoch"] or "-"),
+        table.add_row(name, f"{m['lr']:g}", str(len(m.get("seeds", [0]))), m["status"], str(m.get("best_epoch") or "-"),
                       fmt(m["best_val_acc"]), acc_with_ci(m), fmt(m["seconds_per_epoch"]))
     return table
 

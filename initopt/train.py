@@ -1,12 +1,18 @@
-"""Training: loss, a jitted epoch (``lax.scan`` over its batches), jitted evaluation, the loop.
+"""Training: the loss, a jitted epoch over a batch of trials, jitted evaluation, and the one loop.
 
-The training split lives on the device; an epoch is one call that gathers its
-batches from precomputed indices, so there is no per-step Python work.
+The training split lives on the device; an epoch is one call that gathers each
+trial's batches from precomputed indices (``lax.scan``), so there is no per-step
+Python work. Every array of the state has a leading trial axis ``T``; a run of
+one trial runs the unbatched kernel (the same numbers as a lone model), more
+trials run it vmapped. One set of rules for every ``T``: a trial whose loss or
+parameters turn non-finite is marked diverged at that epoch and keeps its
+best-validation parameters; the loop stops early only when every trial has.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Callable
 
@@ -16,10 +22,8 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
-from initopt import data as data_lib
-from initopt.config import Config
-from initopt.model import make_model
-from initopt.optimizers import make_optimizer
+from initopt import compiles, data as data_lib, trials as trials_lib
+from initopt.trials import Plan
 
 
 def loss_and_accuracy(params, apply_fn, x_BxD, y_B):
@@ -36,7 +40,7 @@ def train_step(state: TrainState, x_BxD, y_B):
 
 
 def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB):
-    """All ``S`` steps of one epoch; batch ``s`` is ``train[order[s]]``. Metrics are batch means."""
+    """All ``S`` steps of one trial's epoch; batch ``s`` is ``train[order[s]]``. Metrics are batch means."""
 
     def step(state, idx_B):
         return train_step(state, train_x_NxD[idx_B], train_y_N[idx_B])
@@ -45,7 +49,8 @@ def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB):
     finite = jnp.isfinite(loss_S).all() & jnp.all(
         jnp.array([jnp.isfinite(p).all() for p in jax.tree.leaves(state.params)])
     )
-    return state, {"loss": loss_S.mean(), "acc": acc_S.mean(), "finite": finite}
+    lr = getattr(state.opt_state, "learning_rate", jnp.float32(jnp.nan))
+    return state, {"loss": loss_S.mean(), "acc": acc_S.mean(), "finite": finite, "lr": lr}
 
 
 def eval_kernel(params, apply_fn, x_NxD, y_N):
@@ -54,22 +59,67 @@ def eval_kernel(params, apply_fn, x_NxD, y_N):
     return {"loss": loss, "acc": acc}
 
 
-train_epoch = jax.jit(epoch_kernel, donate_argnums=0)
-evaluate = jax.jit(eval_kernel, static_argnames="apply_fn")
+def over_trials(kernel, in_axes):
+    """``kernel`` on arguments with a leading trial axis where ``in_axes`` is 0: vmapped for
+    ``T > 1``; for ``T = 1`` the axis is dropped and added back, so a lone trial runs the
+    unbatched program (and gives a lone model's numbers)."""
+
+    def batched(*args):
+        n_trials = next(jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax == 0)
+        if n_trials > 1:
+            return jax.vmap(kernel, in_axes=in_axes)(*args)
+        squeeze = [jax.tree.map(lambda x: x[0], a) if ax == 0 else a for a, ax in zip(args, in_axes)]
+        return jax.tree.map(lambda x: x[None], kernel(*squeeze))
+
+    return batched
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def train_epoch(state_T: TrainState, train_x_NxD, train_y_N, order_TxSxB):
+    """One epoch of every trial (the data shared): new states and per-trial metrics."""
+    return over_trials(epoch_kernel, (0, None, None, 0))(state_T, train_x_NxD, train_y_N, order_TxSxB)
+
+
+@functools.partial(jax.jit, static_argnames="apply_fn")
+def evaluate(params_T, apply_fn, x_NxD, y_N):
+    """Per-trial accuracy and loss on a split."""
+    return over_trials(eval_kernel, (0, None, None, None))(params_T, apply_fn, x_NxD, y_N)
+
+
+@jax.jit
+def keep_best(improved_T, best_T, params_T):
+    """Per trial: the new parameters where validation improved, else the kept ones."""
+
+    def pick(b, p):
+        return jnp.where(improved_T.reshape((-1,) + (1,) * (p.ndim - 1)), p, b)
+
+    return jax.tree.map(pick, best_T, params_T)
 
 
 @dataclasses.dataclass
 class History:
-    """Per-epoch metrics; lists grow as epochs complete."""
+    """Per-trial metrics (``[trial][epoch]``); lists grow as epochs complete."""
 
-    train_scores: list[float] = dataclasses.field(default_factory=list)
-    train_loss: list[float] = dataclasses.field(default_factory=list)
-    val_scores: list[float] = dataclasses.field(default_factory=list)
-    val_loss: list[float] = dataclasses.field(default_factory=list)
+    train_scores: list[list[float]]
+    train_loss: list[list[float]]
+    val_scores: list[list[float]]
+    val_loss: list[list[float]]
+    lr: list[list[float]]  # the learning rate of each epoch's last update
+    best_epoch: list[int | None]  # 1-based; None until an epoch ends finite
+    best_val: list[float | None]
+    diverged_epoch: list[int | None]  # the epoch whose loss or parameters turned non-finite
     epoch_seconds: list[float] = dataclasses.field(default_factory=list)
-    best_epoch: int | None = None  # 1-based (a list of them, one per seed, for multi-seed runs)
-    best_val: float = -1.0
-    diverged_epoch: list | None = None  # multi-seed runs: per seed, the epoch its loss turned non-finite
+
+    @classmethod
+    def empty(cls, n_trials: int) -> "History":
+        lists = [[[] for _ in range(n_trials)] for _ in range(5)]
+        return cls(*lists, best_epoch=[None] * n_trials, best_val=[None] * n_trials,
+                   diverged_epoch=[None] * n_trials)
+
+    def trial_status(self, t: int, finished: bool) -> str:
+        if self.diverged_epoch[t] is not None:
+            return "diverged"
+        return "complete" if finished else "running"
 
 
 @dataclasses.dataclass
@@ -80,82 +130,68 @@ class Progress:
     best_params: object
     history: History
     epoch: int  # epochs completed
-    status: str = "running"  # running / complete / diverged / interrupted
+    status: str = "running"  # running / complete (some trial completed) / diverged (all did) / interrupted
     compile_seconds: float = 0.0
 
 
-def initial_progress(cfg: Config, x_example, optimizer: str) -> Progress:
-    """Parameters from ``model.init(PRNGKey(seed), example)`` and a fresh optimizer state."""
-    from initopt.stats import init_params
-
-    params = init_params(cfg.model, x_example, cfg.train.seed)
-    state = make_state(cfg, params, optimizer)
-    return Progress(state=state, best_params=_copy(params), history=History(), epoch=0)
+def initial_progress(plan: Plan, x_example: np.ndarray) -> Progress:
+    state = trials_lib.initial_state(plan, x_example)
+    best = jax.tree.map(jnp.copy, state.params)
+    return Progress(state=state, best_params=best, history=History.empty(plan.n_trials), epoch=0)
 
 
-def _copy(tree):
-    """A copy that survives the donation of the state's buffers to the next epoch."""
-    return jax.tree.map(jnp.copy, tree)
-
-
-def make_state(cfg: Config, params, optimizer: str) -> TrainState:
-    t = cfg.train
-    model = make_model(cfg.model.hidden, cfg.model.act)
-    tx = make_optimizer(optimizer, t.lr, t.beta, t.weight_decay)
-    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-    return state.replace(step=jnp.zeros((), jnp.int32))  # same type as after an update: no recompile
-
-
-def epoch_orders(cfg: Config, n_train: int) -> np.ndarray:
-    """(epochs, steps, batch) positions into the training split, the reference batch order."""
-    return data_lib.batch_order(n_train, cfg.train.batch_size, cfg.train.epochs, cfg.train.seed)
-
-
-def fit(
-    cfg: Config,
-    splits: data_lib.Splits,
-    progress: Progress,
-    on_epoch: Callable[[Progress], None] | None = None,
-) -> Progress:
-    """Trains from ``progress.epoch`` to ``cfg.train.epochs``; keeps the best-validation params.
-
-    ``on_epoch`` runs after each completed epoch (checkpointing, progress display).
-    A non-finite loss or parameter stops the run with status ``diverged``.
-    """
-    orders = jnp.asarray(epoch_orders(cfg, len(splits.train_y)), jnp.int32)
-    train_x, train_y = jnp.asarray(splits.train_x), jnp.asarray(splits.train_y)
-    val_x, val_y = jnp.asarray(splits.val_x), jnp.asarray(splits.val_y)
-    state, h = progress.state, progress.history
-    start = time.perf_counter()
-    epoch_fn = train_epoch.lower(state, train_x, train_y, orders[0]).compile()
-    progress.compile_seconds = time.perf_counter() - start
-    for epoch in range(progress.epoch, cfg.train.epochs):
-        start = time.perf_counter()
-        state, metrics = epoch_fn(state, train_x, train_y, orders[epoch])
+def fit(plan: Plan, splits: data_lib.Splits, progress: Progress,
+        on_epoch: Callable[[Progress], None] | None = None) -> Progress:
+    """Trains every trial from ``progress.epoch`` to ``plan.epochs``; keeps each one's best-validation
+    parameters. ``on_epoch`` runs after each completed epoch (checkpointing, progress display)."""
+    n_trials = plan.n_trials
+    orders = trials_lib.batch_orders(plan, len(splits.train_y))
+    mesh = trials_lib.trial_mesh(n_trials)
+    # Host (numpy) values go to the mesh: identical on every process, as multi-process runs need.
+    train_x, train_y = trials_lib.replicate(splits.train_x, mesh), trials_lib.replicate(splits.train_y, mesh)
+    val_x, val_y = trials_lib.replicate(splits.val_x, mesh), trials_lib.replicate(splits.val_y, mesh)
+    state = trials_lib.shard_trials(trials_lib.to_host(progress.state), mesh)
+    best = trials_lib.shard_trials(trials_lib.to_host(progress.best_params), mesh)
+    h = progress.history
+    start_mark = compiles.mark()
+    for epoch in range(progress.epoch, plan.epochs):
+        start, compiled_before = time.perf_counter(), compiles.since(start_mark)["seconds"]
+        order_TxSxB = trials_lib.shard_trials(np.stack([orders[t.seed][epoch] for t in plan.trials]), mesh)
+        state, metrics = train_epoch(state, train_x, train_y, order_TxSxB)
         val = evaluate(state.params, state.apply_fn, val_x, val_y)
-        metrics, val = jax.device_get((metrics, val))
-        h.epoch_seconds.append(time.perf_counter() - start)
-        h.train_scores.append(float(metrics["acc"]))
-        h.train_loss.append(float(metrics["loss"]))
-        h.val_scores.append(float(val["acc"]))
-        h.val_loss.append(float(val["loss"]))
-        progress.state, progress.epoch = state, epoch + 1
-        if not metrics["finite"]:
+        metrics, val = trials_lib.to_host((metrics, val))
+        progress.compile_seconds = compiles.since(start_mark)["seconds"]
+        h.epoch_seconds.append(time.perf_counter() - start - (progress.compile_seconds - compiled_before))
+        improved = np.zeros(n_trials, bool)
+        for t in range(n_trials):
+            for values, new in ((h.train_scores, metrics["acc"]), (h.train_loss, metrics["loss"]),
+                                (h.val_scores, val["acc"]), (h.val_loss, val["loss"]), (h.lr, metrics["lr"])):
+                values[t].append(float(new[t]))
+            if h.diverged_epoch[t] is not None:
+                continue
+            if not metrics["finite"][t]:
+                h.diverged_epoch[t] = epoch + 1
+            elif h.best_val[t] is None or h.val_scores[t][-1] > h.best_val[t]:
+                h.best_val[t], h.best_epoch[t] = h.val_scores[t][-1], epoch + 1
+                improved[t] = True
+        if improved.any():
+            best = keep_best(trials_lib.shard_trials(improved, mesh), best, state.params)
+        progress.state, progress.best_params, progress.epoch = state, best, epoch + 1
+        all_diverged = all(d is not None for d in h.diverged_epoch)
+        if all_diverged:
             progress.status = "diverged"
-        elif h.val_scores[-1] > h.best_val:
-            h.best_val, h.best_epoch = h.val_scores[-1], epoch + 1
-            progress.best_params = _copy(state.params)
         if on_epoch is not None:
             on_epoch(progress)
-        if progress.status == "diverged":
+        if all_diverged:
             return progress
     progress.status = "complete"
     return progress
 
 
-def test_accuracy(progress: Progress, splits: data_lib.Splits) -> float | None:
-    """Test accuracy of the best-validation parameters (None if no epoch ended finite)."""
-    if progress.history.best_epoch is None:
-        return None
-    out = evaluate(progress.best_params, progress.state.apply_fn, jnp.asarray(splits.test_x), jnp.asarray(splits.test_y))
-    return float(jax.device_get(out["acc"]))
+def test_accuracies(progress: Progress, splits: data_lib.Splits) -> list[float | None]:
+    """Per trial: test accuracy of its best-validation parameters (None if no epoch of it ended finite)."""
+    mesh = trials_lib.trial_mesh(len(progress.history.best_epoch))
+    out = evaluate(progress.best_params, progress.state.apply_fn,
+                   trials_lib.replicate(splits.test_x, mesh), trials_lib.replicate(splits.test_y, mesh))
+    accs = np.asarray(trials_lib.to_host(out["acc"]))
+    return [float(a) if progress.history.best_epoch[t] is not None else None for t, a in enumerate(accs)]

@@ -286,24 +286,16 @@ def test_written_files_are_readable_by_others(tmp_path):
 
 
 # ----------------------------------------------------------------------------- seeds and report
-def test_train_seeds_compiles_once_per_optimizer(tiny_data, tmp_path, monkeypatch):
-    from initopt import seeds
+def test_train_seeds_compiles_once_per_optimizer(tiny_data, tmp_path):
+    from initopt import compiles
 
-    lowered = []
-    real = seeds.train_epoch_seeds
-
-    class CountingJit:
-        def lower(self, *args):
-            lowered.append(1)
-            return real.lower(*args)
-
-    monkeypatch.setattr(seeds, "train_epoch_seeds", CountingJit())
+    start = compiles.mark()
     out = train_json(*SMOKE, "--optimizer", "sgd,momentum,adam", "--seeds", "4", "--epochs", "3",
-                     "--data-dir", tiny_data, "--out", tmp_path)
-    assert len(lowered) == 3  # one program per optimizer, for all seeds and epochs
+                     "--hidden", "40,24", "--data-dir", tiny_data, "--out", tmp_path)
+    assert compiles.since(start, "train_epoch")["count"] == 3  # one program per optimizer: all seeds, all epochs
     for opt, m in out["runs"].items():
-        assert m["seeds"] == [42, 43, 44, 45] and len(m["test_acc_per_seed"]) == 4
-        assert len(m["val_scores"]) == 4 and all(len(v) == 3 for v in m["val_scores"])
+        assert m["seeds"] == [42, 43, 44, 45] and len(m["test_acc_per_seed"]) == 4 and m["n_trials"] == 4
+        assert [t["seed"] for t in m["trials"]] == m["seeds"] and all(len(t["val_scores"]) == 3 for t in m["trials"])
         assert m["test_acc_mean"] == pytest.approx(np.mean(m["test_acc_per_seed"]))
         lo, hi = m["test_acc_ci95"]
         assert lo <= m["test_acc_mean"] <= hi
@@ -315,6 +307,21 @@ def test_train_seeds_compiles_once_per_optimizer(tiny_data, tmp_path, monkeypatc
     assert comparison["paired"] == out["paired"]
 
 
+def test_two_runs_differing_in_lr_compile_the_epoch_once(tiny_data, tmp_path):
+    """Two `train` commands in one process, only --lr differs: XLA compiles the epoch once."""
+    from initopt import compiles
+
+    args = [*SMOKE, "--optimizer", "adam", "--hidden", "56,8", "--data-dir", tiny_data, "--out", tmp_path]
+    start = compiles.mark()
+    first = train_json(*args, "--lr", "0.002")
+    second_mark = compiles.mark()
+    second = train_json(*args, "--lr", "0.004")
+    assert compiles.since(start, "train_epoch")["count"] == 1
+    assert compiles.since(second_mark)["count"] == 0  # nothing at all compiled again
+    assert first["lr_per_epoch"] == pytest.approx([0.002] * 2) and second["lr_per_epoch"] == pytest.approx([0.004] * 2)
+    assert first["train_loss"] != second["train_loss"]
+
+
 def test_train_seeds_resume(tiny_data, tmp_path, monkeypatch):
     from initopt import runner
 
@@ -324,7 +331,7 @@ def test_train_seeds_resume(tiny_data, tmp_path, monkeypatch):
     assert invoke("train", *args, "--out", tmp_path / "b").exit_code == 130
     monkeypatch.setattr(runner, "save_progress", real_save)
     resumed = train_json(*args, "--out", tmp_path / "b")
-    for key in ("val_scores", "train_loss", "test_acc_per_seed", "best_epoch_per_seed"):
+    for key in ("trials", "test_acc_per_seed", "best_epoch_per_seed"):
         assert resumed[key] == whole[key], key
 
 

@@ -8,7 +8,6 @@ import pytest
 from flax.training.train_state import TrainState
 
 from initopt import optimizers as opt
-from initopt.errors import ConfigError
 
 LR, BETA = 0.05, 0.9
 
@@ -76,12 +75,3 @@ def test_usable_in_flax_train_state_and_jit_does_not_recompile():
     state = step(state)
     assert step._cache_size() == size == 1
     assert int(state.step) == 2
-
-
-def test_parse_optimizers():
-    assert opt.parse_optimizers("all") == ("sgd", "momentum", "adam")
-    assert opt.parse_optimizers("adam, sgd") == ("adam", "sgd")
-    with pytest.raises(ConfigError, match="Unknown optimizer 'nope'"):
-        opt.parse_optimizers("sgd,nope")
-    with pytest.raises(ConfigError, match="distinct"):
-        opt.parse_optimizers("sgd,sgd")

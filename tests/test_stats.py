@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from initopt import data, stats
+from initopt import data, model, stats
 from initopt.config import ModelConfig
 from tests.conftest import needs_debian_data
 
@@ -13,9 +13,9 @@ PUBLISHED_ACT_VAR = [1.0483813285827637, 1.0137324333190918, 0.9987665414810181,
 
 @pytest.fixture(autouse=True)
 def legacy_prng():
-    stats.set_prng("legacy")
+    model.set_prng("legacy")
     yield
-    stats.set_prng("legacy")
+    model.set_prng("legacy")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,19 @@ def test_theory_is_none_for_constant(tiny_data):
 def test_modern_prng_changes_the_draws_not_the_distribution(tiny_data):
     x, y = data.example_batch(data.load(tiny_data))
     legacy = stats.init_stats(ModelConfig(), x, y).summary
-    stats.set_prng("modern")
+    model.set_prng("modern")
     modern = stats.init_stats(ModelConfig(), x, y).summary
     assert legacy["weight_var"] != modern["weight_var"]
     np.testing.assert_allclose(legacy["weight_var"], modern["weight_var"], rtol=0.15)
+
+
+def test_init_stats_over_seeds(tiny_data):
+    ds = data.load(tiny_data)
+    x, y = data.example_batch(ds)
+    cfg = ModelConfig(hidden=(64, 64))
+    s = stats.seeds_stats(cfg, x, y, [3, 4, 5]).summary
+    singles = [stats.init_stats(cfg, x, y, seed).summary["act_var"] for seed in (3, 4, 5)]
+    np.testing.assert_allclose(s["act_var_per_seed"], singles, rtol=1e-5)
+    np.testing.assert_allclose(s["act_var_seed_mean"], np.mean(singles, 0), rtol=1e-5)
+    np.testing.assert_allclose(s["act_var_seed_std"], np.std(singles, 0, ddof=1), rtol=1e-4)
+    assert s["act_var"] == pytest.approx(singles[0], rel=1e-5)

@@ -1,0 +1,94 @@
+"""The ``train`` experiment: every optimizer of a configuration as one plan each, then the comparison.
+
+Run naming lives here too, so that the CLI only parses and calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from initopt import optimizer_specs, runner
+from initopt.config import Config
+from initopt.data import Splits
+from initopt.intervals import paired_comparisons
+
+COMPARISON_KEYS = ("lr", "status", "n_trials", "trials_diverged", "test_acc", "best_epoch", "best_val_acc",
+                   "test_acc_per_seed", "test_acc_ci95")
+
+
+def _slug(name: str) -> str:
+    """A directory-safe form of an optimizer name (``optax:lion`` -> ``optax-lion``)."""
+    keep = "".join(c if c.isalnum() or c in "._-" else "-" for c in Path(name.replace(":", "-")).name)
+    return keep.strip("-.") or "optimizer"
+
+
+def run_dir_name(optimizer: str) -> str:
+    return _slug(optimizer)
+
+
+def group_name(config_file: Path | None, overrides: dict) -> str:
+    """``reference`` or the config's stem, plus the options that changed it (``-lr0.01-epochs3``)."""
+    name = config_file.stem if config_file else "reference"
+    for key, value in overrides.items():
+        if value is None or key in ("train.optimizers",):
+            continue
+        if isinstance(value, dict):
+            value = "_".join(f"{k}{v}" for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            value = "_".join(map(str, value))
+        name += f"-{key.split('.')[1].replace('_', '')}{_slug(str(value))}"
+    return name
+
+
+def train_optimizers(
+    cfg: Config,
+    group_dir: Path,
+    splits: Splits,
+    x_example,
+    environment: dict,
+    overwrite: bool = False,
+    hooks: Callable[[str], tuple] | None = None,
+) -> dict[str, dict]:
+    """Trains each optimizer of ``cfg`` in ``group_dir/<optimizer>``; returns their metrics.
+
+    ``hooks(optimizer)`` gives ``(on_epoch, on_resume, on_done)`` callbacks for display.
+    """
+    names = optimizer_specs.parse_names(cfg.train.optimizers)
+    plans = {name: runner.plan_for(cfg, name, len(splits.train_y)) for name in names}  # all checked first
+    results = {}
+    for name, plan in plans.items():
+        on_epoch, on_resume, on_done = hooks(name) if hooks else (None, None, None)
+        run_dir = group_dir / run_dir_name(name)
+        try:
+            metrics = runner.run(cfg, plan, run_dir, splits, x_example, environment, overwrite, on_epoch, on_resume)
+        finally:
+            if on_done is not None:
+                on_done()
+        metrics["run_dir"] = str(run_dir)
+        results[name] = metrics
+    return results
+
+
+def comparison(results: dict[str, dict]) -> dict | None:
+    """For two or more optimizers: their key numbers and the paired differences over shared seeds."""
+    if len(results) < 2:
+        return None
+    seeded = all(len(m["seeds"]) > 1 for m in results.values())
+    paired = paired_comparisons({k: v["test_acc_per_seed"] for k, v in results.items()}) if seeded else None
+    return {
+        "runs": {k: {m: v[m] for m in COMPARISON_KEYS if m in v} for k, v in results.items()},
+        "paired": paired,
+    }
+
+
+def diverged_message(results: dict[str, dict], group_dir: Path) -> tuple[str | None, str | None]:
+    """(the error if some optimizer's trials all diverged, a note if only some trials did)."""
+    failed = [k for k, v in results.items() if v["status"] == "diverged"]
+    partial = [f"{k}: {v['trials_diverged']} of {v['n_trials']} trials" for k, v in results.items()
+               if v["status"] != "diverged" and v.get("trials_diverged")]
+    note = ("Diverged (kept their best epoch; the rest completed): " + "; ".join(partial) + ".") if partial else None
+    if not failed:
+        return None, note
+    where = ", ".join(f"{k} at epoch {results[k]['epochs_completed']}" for k in failed)
+    return f"Training diverged (non-finite loss): {where}; metrics kept in {group_dir}.", note
