@@ -1,8 +1,11 @@
-"""Seconds per model-epoch and peak memory when N seeds train as one vmapped program.
+"""Seconds per model-epoch and peak memory when N seeds train as one program (N trials).
 
 Each N runs in a fresh subprocess (so its peak resident memory is its own): the
 reference MLP with Adam, the full 50,000-example split, steady-state epochs after
-compilation (training and validation). N = 1 is the ordinary single-seed path.
+compilation (training and validation) through the engine (``train.fit``). The same
+process also times the fixed-hyperparameter vmapped epoch (the learning rate a
+compiled-in constant, as before hyperparameters became data): their ratio is what
+holding hyperparameters as data costs at that N.
 Usage:
 
     python benchmarks/seeds_speed.py [--seeds 1,4,8,16] [--epochs 2] [--train-limit N]
@@ -20,37 +23,53 @@ import time
 
 def child(n_seeds: int, epochs: int, train_limit: int | None) -> dict:
     import jax
+    import jax.numpy as jnp
     import numpy as np
+    from flax.training.train_state import TrainState
 
-    from initopt import config, data, seeds, stats, train
+    from initopt import config, data, model, optimizers, runner, train, trials
 
-    stats.set_prng("legacy")
+    model.set_prng("legacy")
     ds = data.load()
     cfg = config.load(overrides={"train.epochs": epochs + 1, "train.seeds": n_seeds, "data.train_limit": train_limit})
     splits = data.make_splits(ds, cfg.data.train_limit)
     x, _ = data.example_batch(ds)
-    times = []
-    last = [time.perf_counter()]
+    plan = runner.plan_for(cfg, "adam", len(splits.train_y))
+    result = train.fit(plan, splits, train.initial_progress(plan, x))
+    steady = float(np.median(result.history.epoch_seconds[1:]))  # the first epoch also evaluates for the first time
 
-    def on_epoch(p):
-        now = time.perf_counter()
-        times.append(now - last[0])
-        last[0] = now
+    # The fixed-hyperparameter epoch on the same stacked parameters and orders (training only,
+    # so compare it with the engine's training-only time measured the same way below).
+    apply = model.apply_fn(tuple(cfg.model.hidden), cfg.model.act)
+    params = trials.stack_trees([model.init_params(cfg.model, x, t.seed) for t in plan.trials])
+    fixed = jax.vmap(lambda p: TrainState.create(apply_fn=apply, params=p, tx=optimizers.adam(1e-3)))(params)
+    fixed = fixed.replace(step=jnp.zeros(n_seeds, jnp.int32))
+    fixed_epoch = jax.jit(train.over_trials(train.epoch_kernel, (0, None, None, 0)), donate_argnums=0)
+    orders = trials.batch_orders(plan, len(splits.train_y))
+    order_of = lambda e: jnp.asarray(np.stack([orders[t.seed][e] for t in plan.trials]))  # noqa: E731
+    x_dev, y_dev = jnp.asarray(splits.train_x), jnp.asarray(splits.train_y)
 
-    if n_seeds == 1:
-        progress = train.initial_progress(cfg, x, "adam")
-        fit = lambda: train.fit(cfg, splits, progress, on_epoch)  # noqa: E731
-    else:
-        progress = seeds.initial_progress(cfg, x, "adam", n_seeds)
-        fit = lambda: seeds.fit_seeds(cfg, splits, progress, n_seeds, on_epoch)  # noqa: E731
-    last[0] = time.perf_counter()
-    result = fit()
-    steady = float(np.median(result.history.epoch_seconds[1:]))  # the first epoch also compiles evaluation
+    def train_only(epoch_fn, state):
+        state, m = epoch_fn(state, x_dev, y_dev, order_of(0))
+        jax.block_until_ready(m)
+        times = []
+        for e in range(1, epochs + 1):
+            start = time.perf_counter()
+            state, m = epoch_fn(state, x_dev, y_dev, order_of(e))
+            jax.block_until_ready(m)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    fixed_seconds = train_only(fixed_epoch, fixed)
+    engine_seconds = train_only(train.train_epoch, train.initial_progress(plan, x).state)
     return {
         "seeds": n_seeds,
         "seconds_per_epoch": steady,
         "seconds_per_model_epoch": steady / n_seeds,
         "compile_seconds": result.compile_seconds,
+        "train_only_engine_seconds": engine_seconds,
+        "train_only_fixed_hyperparameter_seconds": fixed_seconds,
+        "ratio_engine_over_fixed": engine_seconds / fixed_seconds,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "devices": len(jax.devices()),
     }

@@ -86,11 +86,18 @@ _PHRASES = {
     "int_type": "must be an integer", "float_type": "must be a number", "string_type": "must be a string",
     "bool_type": "must be true or false", "tuple_type": "must be a non-empty list", "dict_type": "must be a table",
     "too_short": "must be a non-empty list", "model_type": "must be a table",
+    "hyper_value": "must be a number, true/false or a string",
 }
+
+
+_UNION_TAGS = {"bool", "int", "float", "str"}  # pydantic names a union's members in the error location
 
 
 def _message(error: dict, sources: dict[str, str]) -> str:
     loc = [str(p) for p in error["loc"] if not str(p).isdigit()]
+    if loc and loc[-1] in _UNION_TAGS:
+        loc = loc[:-1]
+        error = {**error, "type": "hyper_value"}
     dotted = ".".join(loc)
     source = sources.get(dotted, sources.get(loc[0] if loc else "", "the options"))
     if error["type"] == "extra_forbidden":

@@ -55,6 +55,9 @@ class OptimizerSpec:
             if key not in known and not self.open_kwargs:
                 choices = ", ".join(known) or "none"
                 raise ConfigError(f"Optimizer {self.name} has no hyperparameter {key!r} (it takes: {choices}).")
+        for key, value in values.items():
+            if isinstance(known.get(key), float) and not _is_number(value):
+                raise ConfigError(f"Hyperparameter {key} of {self.name} must be a number, not {value!r}.")
         merged = {**known, **values}
         is_data = {k: _is_number(v) and (isinstance(v, float) or isinstance(known.get(k), float))
                    and (self.data_keys is None or k in self.data_keys) for k, v in merged.items()}

@@ -13,6 +13,7 @@ from initopt import activations, initializers
 from initopt.cli import Act, Init, app
 
 runner = CliRunner()
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -425,3 +426,104 @@ def test_failed_rerun_does_not_leave_old_metrics_looking_complete(tiny_data, tmp
     monkeypatch.setattr(plots, "histograms", broken)
     assert invoke(*args).exit_code != 0
     assert not (run_dir / "metrics.json").exists()
+
+
+# ----------------------------------------------------------------------------- any optimizer, schedules
+MYOPT = """import optax
+
+
+def make(learning_rate, decay=0.9):
+    return optax.chain(optax.scale_by_rms(decay=decay), optax.scale_by_learning_rate(learning_rate))
+"""
+
+
+def test_optax_alias_and_adam_pair_up(tiny_data, tmp_path):
+    out = train_json(*SMOKE, "--optimizer", "optax:lion,adam", "--seeds", "2", "--data-dir", tiny_data,
+                     "--out", tmp_path)
+    assert set(out["runs"]) == {"optax:lion", "adam"}
+    assert out["runs"]["optax:lion"]["lr"] == 1e-4 and out["runs"]["optax:lion"]["seeds"] == [42, 43]
+    (pair,) = out["paired"]
+    assert (pair["a"], pair["b"], pair["n"]) == ("optax:lion", "adam", 2)
+    assert (only_group(tmp_path) / "optax-lion" / "metrics.json").is_file()
+
+
+def test_user_optimizer_file_in_the_current_directory(tiny_data, tmp_path, monkeypatch):
+    (tmp_path / "myopt.py").write_text(MYOPT)
+    monkeypatch.chdir(tmp_path)
+    out = train_json(*[a if a != "configs/smoke.toml" else str(ROOT / a) for a in SMOKE],
+                     "--optimizer", "./myopt.py:make", "--lr", "0.003", "--hyper", "decay=0.8",
+                     "--data-dir", tiny_data, "--out", tmp_path / "out")
+    assert out["optimizer"] == "./myopt.py:make" and out["status"] == "complete" and out["test_acc"] > 0.2
+    assert out["trials"][0]["hyperparams"] == {"decay": 0.8, "learning_rate": 0.003}
+    assert (only_group(tmp_path / "out") / "myopt.py-make" / "curves.png").is_file()
+
+
+@pytest.mark.parametrize("source, args, text", [
+    ("def make(learning_rate):\n    raise ValueError('no')\n", ["--lr", "0.1"], "raised ValueError when built: no"),
+    ("def make(learning_rate):\n    return None\n", ["--lr", "0.1"], "returned NoneType, not an optax"),
+    (MYOPT, [], "has no reference learning rate; pass --lr"),
+    (MYOPT, ["--lr", "0.1", "--hyper", "beta=0.9"], "has no hyperparameter 'beta'"),
+])
+def test_broken_user_optimizer_is_one_sentence(tiny_data, tmp_path, monkeypatch, source, args, text):
+    from initopt import optimizer_specs
+
+    optimizer_specs.resolve.cache_clear()
+    (tmp_path / "bad.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("train", "--optimizer", "./bad.py:make", *args, "--data-dir", tiny_data, "--out", tmp_path)
+    assert_clean_error(result, text)
+    assert result.exit_code == 1 and not (tmp_path / "train").exists() or not list((tmp_path / "train").rglob("*.json"))
+
+
+def test_warmup_cosine_schedule_records_lr_per_epoch(tiny_data, tmp_path):
+    import optax
+
+    out = train_json(*SMOKE, "--optimizer", "sgd", "--epochs", "4", "--schedule", "warmup_cosine",
+                     "--warmup-epochs", "2", "--lr", "0.05", "--data-dir", tiny_data, "--out", tmp_path)
+    steps = 500 // 32  # the tiny training split over the batch size
+    oracle = optax.warmup_cosine_decay_schedule(0.0, 0.05, 2 * steps, 4 * steps, end_value=0.0)
+    np.testing.assert_allclose(out["lr_per_epoch"], [oracle(e * steps - 1) for e in (1, 2, 3, 4)], rtol=1e-5)
+    assert out["schedule"] == "warmup_cosine" and out["lr"] == 0.05
+
+
+def test_optimizer_table_in_the_config(tiny_data, tmp_path):
+    config_file = tmp_path / "c.toml"
+    config_file.write_text("[train]\noptimizer = ['momentum']\nepochs = 1\nbatch_size = 32\n\n"
+                           "[model]\nhidden = [16]\n\n[optimizer.momentum]\nbeta = 0.5\n")
+    out = train_json("--config", config_file, "--quiet", "--data-dir", tiny_data, "--out", tmp_path)
+    assert out["trials"][0]["hyperparams"] == {"beta": 0.5, "dampening": 0.5, "learning_rate": 0.1}
+    config_file.write_text("[train]\noptimizer = ['momentum']\n[optimizer.momentum]\nbeta = 'high'\n")
+    assert_clean_error(invoke("train", "--config", config_file, "--data-dir", tiny_data, "--out", tmp_path),
+                       "Hyperparameter beta of momentum must be a number, not 'high'.")
+    config_file.write_text("[optimizer.momentum]\nbeta = [1, 2]\n")
+    assert_clean_error(invoke("train", "--config", config_file, "--data-dir", tiny_data, "--out", tmp_path),
+                       f"optimizer.momentum.beta in {config_file}")
+
+
+def test_report_reads_runs_from_before_trials(tiny_data, tmp_path):
+    """A run directory written before metrics had per-trial lists still reports and plots."""
+    old = tmp_path / "train" / "old" / "sgd"
+    old.mkdir(parents=True)
+    (old / "run.json").write_text(json.dumps({"command": "train", "status": "complete"}))
+    (old / "metrics.json").write_text(json.dumps({
+        "optimizer": "sgd", "lr": 0.1, "status": "complete", "epochs_completed": 2, "test_acc": 0.81,
+        "best_epoch": 2, "best_val_acc": 0.8, "train_scores": [0.7, 0.8], "val_scores": [0.75, 0.8],
+        "train_loss": [0.9, 0.6], "val_loss": [0.8, 0.6], "seconds_per_epoch": 1.0}))
+    train_json(*SMOKE, "--optimizer", "adam", "--seeds", "2", "--data-dir", tiny_data, "--out", tmp_path)
+    result = invoke("report", "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["optimizer"]: r for r in json.loads(result.stdout)["runs"]}
+    assert rows["sgd"]["test_acc"] == 0.81 and rows["sgd"]["seeds"] == 1 and rows["adam"]["seeds"] == 2
+    assert_png(tmp_path / "report" / "report.png")
+
+
+def test_diverged_message_counts_trials():
+    from pathlib import Path
+
+    from initopt import experiment
+
+    results = {"sgd": {"status": "complete", "trials_diverged": 1, "n_trials": 4, "epochs_completed": 3},
+               "adam": {"status": "diverged", "trials_diverged": 2, "n_trials": 2, "epochs_completed": 1}}
+    error, note = experiment.diverged_message(results, Path("g"))
+    assert error == "Training diverged (non-finite loss): adam at epoch 1; metrics kept in g."
+    assert note == "Diverged (kept their best epoch; the rest completed): sgd: 1 of 4 trials."
