@@ -7,8 +7,10 @@ progress and errors go to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -92,6 +94,29 @@ def handles_errors(fn):
     return wrapper
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's or container's stop): handled like Ctrl-C, exit code 143."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While training: SIGTERM raises :class:`Terminated`, so the run ends as an interrupted one
+    (last completed epoch checkpointed, status ``interrupted``) and resumes when run again."""
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def emit_json(obj) -> None:
     from initopt import io
 
@@ -147,11 +172,19 @@ def init_stats(
         raise fail("--grid uses the reference scales; drop --scale.")
     if grid and n_seeds > 1:
         raise fail("--grid and --seeds do not combine; run --seeds per cell.")
-    base = io.ensure_dir(Path(out) / "init-stats")
+    from initopt import budget, stats as stats_lib
 
-    from initopt import data as data_lib, env, model, plots, stats
+    cells = len(stats_lib.GRID_INITS) * len(stats_lib.GRID_ACTS) if grid else n_seeds
+    budget.check(budget.init_stats_bytes(model_cfg.hidden, 1024, cells),
+                 f"init-stats with hidden sizes {config.describe_hidden(model_cfg.hidden)}"
+                 + (f" over {cells} cells" if cells > 1 else ""))
+    io.ensure_dir(Path(out))  # writable before any work; the run directory once the data is read
+    base = Path(out) / "init-stats"
 
-    model.set_prng(prng.value)
+    from initopt import compiles, data as data_lib, env, plots, stats
+
+    start_mark = compiles.mark()
+    jax_info = env.setup_jax(prng.value)
     ds = data_lib.load(data_dir)
     x, y = data_lib.example_batch(ds)
     start = time.perf_counter()
@@ -182,7 +215,7 @@ def init_stats(
         metrics = {**s, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
     io.write_json(run_dir / "run.json", {
         "command": "init-stats", "status": "complete", "seconds": seconds,
-        "dataset": ds.summary(), **env.environment(),
+        "dataset": ds.summary(), **env.environment(), **jax_info, "compiles": env.compile_report(start_mark),
     })
     io.write_json(run_dir / "metrics.json", metrics)  # last: its presence means the run is complete
     metrics["run_dir"] = str(run_dir)
@@ -278,22 +311,27 @@ def train(
         "train.seed": seed, "train.seeds": n_seeds, "train.prng": prng.value if prng else None,
     }
     cfg = config.load(config_file, overrides)
-    group_dir = io.ensure_dir(Path(out) / "train" / (name or experiment.group_name(config_file, overrides)))
+    io.ensure_dir(Path(out))  # writable before any work; the run directories come once the plan is checked
+    group_dir = Path(out) / "train" / (name or experiment.group_name(config_file, overrides))
 
-    from initopt import data as data_lib, distributed, env, model, plots
+    from initopt import data as data_lib, distributed, env, plots
 
     if distributed.initialize() != 0:  # a secondary process of a multi-process run: compute, stay silent
         quiet, as_json = True, False
         out_console.quiet = True
-    model.set_prng(cfg.train.prng)
+    jax_info = env.setup_jax(cfg.train.prng)
     ds = data_lib.load(data_dir or cfg.data.data_dir)
     splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
     x_example, _ = data_lib.example_batch(ds)
     try:
-        results = experiment.train_optimizers(cfg, group_dir, splits, x_example, env.environment(), overwrite,
-                                              _epoch_hooks(quiet, cfg.train.epochs))
-    except KeyboardInterrupt:
-        raise fail(f"Interrupted; run the same command again to resume the runs in {group_dir}.", code=130) from None
+        with sigterm_as_interrupt():
+            results = experiment.train_optimizers(cfg, group_dir, splits, x_example,
+                                                  {**env.environment(), **jax_info}, overwrite,
+                                                  _epoch_hooks(quiet, cfg.train.epochs))
+    except KeyboardInterrupt as e:
+        how = "Terminated (SIGTERM)" if isinstance(e, Terminated) else "Interrupted"
+        raise fail(f"{how}; run the same command again to resume the runs in {group_dir}.",
+                   code=143 if isinstance(e, Terminated) else 130) from None
     for opt, metrics in results.items():
         if metrics.get("skipped"):
             if not quiet:
@@ -320,6 +358,87 @@ def train(
         raise fail(error, code=3)
 
 
+# ----------------------------------------------------------------------------- tune
+@app.command()
+@handles_errors
+def tune(
+    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="Comma list of optimizers, as for train (default: the config's).")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file; \\[tune] gives seeds, final_seeds, target, grid and per-optimizer \\[tune.lr_grid].")] = None,
+    lr_grid: Annotated[Optional[str], typer.Option("--lr-grid", help="LO:HI:K (K log-spaced rates) or a comma list, for every optimizer (default: 7 rates from 0.01x to 10x each optimizer's reference rate).")] = None,
+    n_seeds: Annotated[Optional[int], typer.Option("--seeds", help="Tuning seeds per learning rate (default 3).")] = None,
+    final_seeds: Annotated[Optional[int], typer.Option("--final-seeds", help="Fresh seeds trained at each selected rate for the test accuracies and paired differences (default 0: report the tuning seeds', optimistic).")] = None,
+    target: Annotated[Optional[float], typer.Option("--target", help="Validation accuracy in (0, 1): report each trial's epochs and seconds to reach it.")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs per trial.")] = None,
+    schedule: Annotated[Optional[Schedule], typer.Option("--schedule", help="Learning-rate schedule; the grid gives its peak.")] = None,
+    warmup_epochs: Annotated[Optional[int], typer.Option("--warmup-epochs", help="Warm-up epochs of the schedule.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Batch size.")] = None,
+    hidden: HiddenOpt = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="First tuning seed (final seeds follow the tuning seeds).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Directory under OUT/tune (default: from the config and options).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain even if runs finished.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    data_dir: DataDirOpt = None,
+    out: OutOpt = Path("outputs"),
+    as_json: JsonOpt = False,
+):
+    """Tune each optimizer's learning rate on a grid over seeds (one program each), select on validation, compare."""
+    from initopt import config, experiment, io, optimizer_specs, tune as tune_lib
+
+    overrides = {
+        "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer else None,
+        "tune.grid": lr_grid, "tune.seeds": n_seeds, "tune.final_seeds": final_seeds, "tune.target": target,
+        "train.epochs": epochs, "train.schedule": schedule.value if schedule else None,
+        "train.warmup_epochs": warmup_epochs, "train.batch_size": batch_size,
+        "model.hidden": list(config.parse_hidden(hidden)) if hidden else None, "train.seed": seed,
+    }
+    cfg = config.load(config_file, overrides)
+    names = optimizer_specs.parse_names(cfg.train.optimizers)
+    cli_grid = tune_lib.parse_grid(lr_grid) if lr_grid else None
+    grids = {n: tune_lib.grid_for(cfg, n, cli_grid) for n in names}
+    io.ensure_dir(Path(out))
+    tune_dir = Path(out) / "tune" / (name or experiment.group_name(config_file, overrides))
+
+    from initopt import budget, data as data_lib, env, plots
+
+    jax_info = env.setup_jax(cfg.train.prng)
+    ds = data_lib.load(data_dir or cfg.data.data_dir)
+    splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
+    biggest = max(len(g) for g in grids.values()) * cfg.tune.seeds
+    budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, biggest, len(splits.train_y),
+                                    max(len(splits.val_y), len(splits.test_y))),
+                 f"Tuning {biggest} trials of hidden sizes {config.describe_hidden(cfg.model.hidden)}")
+    x_example, _ = data_lib.example_batch(ds)
+    io.remove_files(tune_dir, "tune.json")  # from here on, an old result must not look complete
+    try:
+        with sigterm_as_interrupt():
+            result = tune_lib.run(cfg, names, grids, tune_dir, splits, x_example, {**env.environment(), **jax_info},
+                                  overwrite, _epoch_hooks(quiet, cfg.train.epochs))
+    except KeyboardInterrupt as e:
+        how = "Terminated (SIGTERM)" if isinstance(e, Terminated) else "Interrupted"
+        raise fail(f"{how}; run the same command again to resume the tuning in {tune_dir}.",
+                   code=143 if isinstance(e, Terminated) else 130) from None
+    io.save_figure(plots.lr_sensitivity(result), tune_dir / "lr_sensitivity.png")
+    io.save_figure(plots.budget_curves(result), tune_dir / "budget.png")
+    io.save_figure(plots.final_results(result), tune_dir / "final.png")
+    io.write_json(tune_dir / "tune.json", result)  # last: its presence means the tuning is complete
+    result["tune_dir"] = str(tune_dir)
+    if as_json:
+        return emit_json(result)
+    out_console.print(tables.tune_table(result))
+    if result["paired"]:
+        out_console.print(tables.paired_table(result["paired"]))
+    for n, e in result["optimizers"].items():
+        if e["selected"]["edge"]:
+            err_console.print(f"{n}: the selected rate lies at the {e['selected']['edge']} edge of the grid; "
+                              "widen the grid.", highlight=False)
+        if e["selected"]["lr"] is None:
+            err_console.print(f"{n}: a trial diverged at every rate of the grid; nothing selected.", highlight=False)
+    if not result["final_seeds"]:
+        err_console.print("Test accuracies are those of the tuning seeds at the selected rate: optimistic "
+                          "(selected on the same seeds); pass --final-seeds for fresh ones.", highlight=False)
+    err_console.print(f"Wrote {tune_dir}")
+
+
 # ----------------------------------------------------------------------------- report
 @app.command()
 @handles_errors
@@ -332,10 +451,11 @@ def report(
     from initopt import io, report as rep
 
     root = Path(out) / "train"
-    paths = list(run_dirs) if run_dirs else [root]
-    if not run_dirs and not root.exists():
+    defaults = [d for d in (root, Path(out) / "tune") if d.exists()]
+    paths = list(run_dirs) if run_dirs else defaults
+    if not run_dirs and not defaults:
         raise fail(f"No training runs under {root}; run `initopt train` first or name run directories.")
-    runs = [rep.load_run(d, root) for d in rep.find_runs(paths)]
+    runs = [rep.load_run(d, Path(out)) for d in rep.find_runs(paths)]
     if not runs:
         raise fail(f"No finished training runs found in {', '.join(map(str, paths))}.")
     rows = [rep.row(r) for r in runs]
@@ -372,7 +492,7 @@ def surface(
     lr: Annotated[Optional[float], typer.Option("--lr", help="One learning rate for every optimizer (default: the surface's reference rates).")] = None,
     steps: Annotated[int, typer.Option("--steps", help="Updates per trajectory.", min=1, max=100_000)] = 100,
     start: Annotated[Optional[str], typer.Option("--start", help="Start point w1,w2 (default: the surface's).")] = None,
-    starts: Annotated[int, typer.Option("--starts", help="Also run N random starts in the plot range (vmapped); report success rates.", min=0, max=1_000_000)] = 0,
+    starts: Annotated[Optional[int], typer.Option("--starts", help="Also run N random starts in the plot range (vmapped); report success rates.", min=1, max=1_000_000)] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Try a grid of learning rates (x0.01 .. x10 the default) per optimizer, same step budget; report the best.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random starts.")] = 0,
     beta: Annotated[float, typer.Option("--beta", help="Momentum coefficient.", min=0.0, max=0.999999)] = 0.9,
@@ -387,10 +507,12 @@ def surface(
         optimizers = ("sgd", "momentum", "adam")
     if lr is not None:
         config.check_lr(lr)
-    if tune and starts == 0:
+    if tune and starts is None:
         starts = 64
 
-    from initopt import plots, surfaces as S
+    from initopt import env, plots, surfaces as S
+
+    env.setup_jax(None)
 
     for opt in optimizers:
         S.check_optimizer(opt)

@@ -62,10 +62,19 @@ class TrainConfig(_Section):
     prng: StrictStr = "legacy"
 
 
+class TuneConfig(_Section):
+    grid: StrictStr | None = None  # "LO:HI:K" or "a,b,c" for every optimizer
+    lr_grid: dict[StrictStr, Annotated[tuple[Float, ...], Field(min_length=1)]] = {}  # per optimizer
+    seeds: Count = 3  # tuning seeds seed .. seed+seeds-1
+    final_seeds: Annotated[StrictInt, Field(ge=0)] = 0  # fresh seeds after those, at the selected rate
+    target: Float | None = None  # validation accuracy for the time to target, in (0, 1)
+
+
 class Config(_Section):
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+    tune: TuneConfig = TuneConfig()
     optimizer: dict[StrictStr, dict[StrictStr, HyperValue]] = {}  # [optimizer.NAME] tables
 
     def hyperparams_for(self, spec_name: str, keys: set[str], open_kwargs: bool) -> dict[str, Any]:
@@ -144,6 +153,8 @@ def validate(cfg: Config, source: str = "the options") -> Config:
         raise ConfigError(f"train.beta must lie in [0, 1), not {t.beta} ({source}).")
     if t.weight_decay is not None and not (math.isfinite(t.weight_decay) and t.weight_decay >= 0):
         raise ConfigError(f"train.weight_decay must be a non-negative number, not {t.weight_decay} ({source}).")
+    if cfg.tune.target is not None and not 0 < cfg.tune.target < 1:
+        raise ConfigError(f"tune.target must lie in (0, 1), not {cfg.tune.target} ({source}).")
     if any(not o.strip() for o in t.optimizers):
         raise ConfigError(f"train.optimizers has an empty name ({source}).")
     return cfg.model_copy(update={
@@ -212,6 +223,15 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise ConfigError(f"--hidden needs at least one positive size, not {text!r}.")
     return sizes
+
+
+def describe_hidden(hidden) -> str:
+    """``(256, 256, 256)`` -> ``3x256``; other lists as ``512,256`` (long ones shortened)."""
+    hidden = list(hidden)
+    if len(hidden) > 1 and len(set(hidden)) == 1:
+        return f"{len(hidden)}x{hidden[0]}"
+    text = ",".join(map(str, hidden))
+    return text if len(text) <= 60 else text[:40] + f",... ({len(hidden)} layers)"
 
 
 def parse_hyper(items: list[str] | None) -> dict[str, Any] | None:

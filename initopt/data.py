@@ -85,8 +85,9 @@ def find_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
 
 def cache_dir() -> Path:
     """Where `initopt data --download` puts the files (INITOPT_CACHE_DIR overrides)."""
-    root = os.environ.get("INITOPT_CACHE_DIR") or Path.home() / ".cache" / "initopt"
-    return Path(root) / "fashion-mnist"
+    from initopt.env import cache_root
+
+    return cache_root() / "fashion-mnist"
 
 
 # ----------------------------------------------------------------------------- the dataset
@@ -101,9 +102,10 @@ class FashionMNIST:
     source: str
     directory: str
     sha256: str
+    pixel_stats: tuple[float, float] | None = None  # train pixel mean and std (ddof=1), once computed
 
     def summary(self) -> dict:
-        pixels = self.train_images.astype(np.float32) / 255
+        mean, std = self.pixel_stats or pixel_stats(self.train_images)
         return {
             "source": self.source,
             "directory": self.directory,
@@ -111,9 +113,14 @@ class FashionMNIST:
             "test": int(len(self.test_labels)),
             "image_shape": list(self.train_images.shape[1:]),
             "sha256": self.sha256,
-            "train_pixel_mean": float(pixels.mean()),
-            "train_pixel_std": float(pixels.std(ddof=1)),
+            "train_pixel_mean": mean,
+            "train_pixel_std": std,
         }
+
+
+def pixel_stats(images: np.ndarray) -> tuple[float, float]:
+    pixels = images.astype(np.float32) / 255
+    return float(pixels.mean()), float(pixels.std(ddof=1))
 
 
 def dataset_sha256(arrays: list[np.ndarray]) -> str:
@@ -125,11 +132,7 @@ def dataset_sha256(arrays: list[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _load_dir(directory: Path, source: str) -> FashionMNIST:
-    found, missing = find_files(directory)
-    if missing:
-        raise DataError(f"{directory} lacks the Fashion-MNIST files {', '.join(missing)}.")
-    arrays = {key: read_idx(path) for key, path in found.items()}
+def _check(arrays: dict, found: dict, directory: Path) -> None:
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -142,12 +145,77 @@ def _load_dir(directory: Path, source: str) -> FashionMNIST:
         raise DataError(f"{directory}: train and test images differ in size.")
     if len(arrays["train_labels"]) < 12:
         raise DataError(f"{directory}: too few training images to split ({len(arrays['train_labels'])}).")
-    return FashionMNIST(
-        **arrays,
-        source=source,
-        directory=str(directory),
-        sha256=dataset_sha256([arrays[k] for k in FILES]),
-    )
+
+
+def _source_key(found: dict[str, Path]) -> str:
+    """sha256 of the four source files as stored (compressed or not): the array cache's key."""
+    h = hashlib.sha256()
+    for key in FILES:
+        try:
+            h.update(found[key].read_bytes())
+        except OSError as e:
+            raise DataError(f"Cannot read {found[key]}: {e.strerror or e}.") from None
+    return h.hexdigest()
+
+
+def array_cache_dir(key: str) -> Path:
+    from initopt.env import cache_root
+
+    return cache_root() / "arrays" / key[:32]
+
+
+def _read_array_cache(key: str) -> tuple[dict, dict] | None:
+    """The decompressed arrays (memory-mapped .npy) and their metadata, if cached and intact."""
+    import json
+
+    directory = array_cache_dir(key)
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+        if meta.get("source_sha256") != key:
+            return None
+        arrays = {k: np.load(directory / f"{k}.npy", mmap_mode="r") for k in FILES}
+    except (OSError, ValueError):
+        return None
+    if any(list(arrays[k].shape) != meta["shapes"][k] for k in FILES):
+        return None
+    return arrays, meta
+
+
+def _write_array_cache(key: str, arrays: dict, meta: dict) -> None:
+    """Best effort: a cache that cannot be written only makes the next load slower."""
+    from initopt import io
+    from initopt.errors import InitoptError
+
+    directory = array_cache_dir(key)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for k in FILES:
+            io.save_npy(directory / f"{k}.npy", arrays[k])
+        io.write_json(directory / "meta.json", meta)  # last: its presence means the entry is complete
+    except (OSError, InitoptError):
+        pass
+
+
+def _load_dir(directory: Path, source: str) -> FashionMNIST:
+    """The dataset from ``directory``: decompressed once, then memory-mapped from the array cache
+    (keyed and checked by the sha256 of the source files), with its checksum and pixel statistics."""
+    found, missing = find_files(directory)
+    if missing:
+        raise DataError(f"{directory} lacks the Fashion-MNIST files {', '.join(missing)}.")
+    key = _source_key(found)
+    cached = _read_array_cache(key)
+    if cached is not None:
+        arrays, meta = cached
+        _check(arrays, found, directory)
+    else:
+        arrays = {k: read_idx(path) for k, path in found.items()}
+        _check(arrays, found, directory)
+        meta = {"source_sha256": key, "shapes": {k: list(arrays[k].shape) for k in FILES},
+                "sha256": dataset_sha256([arrays[k] for k in FILES]),
+                "pixel_stats": list(pixel_stats(arrays["train_images"]))}
+        _write_array_cache(key, arrays, meta)
+    return FashionMNIST(**{k: arrays[k] for k in FILES}, source=source, directory=str(directory),
+                        sha256=meta["sha256"], pixel_stats=tuple(meta["pixel_stats"]))
 
 
 def locate(data_dir: str | os.PathLike | None = None) -> tuple[Path, str] | None:

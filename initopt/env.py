@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
 
 
 def _version(package: str) -> str | None:
@@ -34,3 +36,45 @@ def environment() -> dict:
         "threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
         "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+COMPILE_CACHE_ENV = "INITOPT_COMPILE_CACHE"  # "off" (or 0/false/no) turns JAX's persistent cache off
+
+
+def cache_root() -> Path:
+    """initopt's cache directory (INITOPT_CACHE_DIR overrides ~/.cache/initopt)."""
+    return Path(os.environ.get("INITOPT_CACHE_DIR") or Path.home() / ".cache" / "initopt")
+
+
+def setup_jax(prng: str | None) -> dict:
+    """What the CLI decides once per process before any JAX work: the PRNG implementation and
+    JAX's own persistent compilation cache (on by default under initopt's cache directory, every
+    program kept however small). Returns what to record in run.json."""
+    import jax
+
+    from initopt import compiles
+    from initopt.model import set_prng
+
+    if prng is not None:  # None: JAX's default (surfaces, which predate the choice)
+        set_prng(prng)
+    compiles.install()
+    enabled = os.environ.get(COMPILE_CACHE_ENV, "on").strip().lower() not in ("off", "0", "false", "no")
+    directory = cache_root() / "jax-compilation-cache"
+    if enabled:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            enabled = False  # an unwritable cache slows runs down, it does not stop them
+    if enabled:
+        jax.config.update("jax_compilation_cache_dir", str(directory))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return {"compile_cache": {"enabled": enabled, "dir": str(directory) if enabled else None}}
+
+
+def compile_report(start) -> dict:
+    """How many programs this command compiled and how many came from the persistent cache."""
+    from initopt import compiles
+
+    done = compiles.since(start)
+    return {"programs": done["count"], "from_cache": done["cache_hits"], "compile_seconds": done["seconds"]}

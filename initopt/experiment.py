@@ -5,14 +5,16 @@ Run naming lives here too, so that the CLI only parses and calls.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Callable
 
-from initopt import optimizer_specs, runner
-from initopt.config import Config
+from initopt import budget, optimizer_specs, runner
+from initopt.config import Config, describe_hidden
 from initopt.data import Splits
 from initopt.intervals import paired_comparisons
 
+MAX_NAME = 120
 COMPARISON_KEYS = ("lr", "status", "n_trials", "trials_diverged", "test_acc", "best_epoch", "best_val_acc",
                    "test_acc_per_seed", "test_acc_ci95")
 
@@ -35,9 +37,13 @@ def group_name(config_file: Path | None, overrides: dict) -> str:
             continue
         if isinstance(value, dict):
             value = "_".join(f"{k}{v}" for k, v in value.items())
+        elif key == "model.hidden":
+            value = describe_hidden(value).replace(",", "_")
         elif isinstance(value, (list, tuple)):
             value = "_".join(map(str, value))
         name += f"-{key.split('.')[1].replace('_', '')}{_slug(str(value))}"
+    if len(name) > MAX_NAME:  # file systems refuse names over 255 bytes: keep a readable head and a digest
+        name = name[:MAX_NAME - 17] + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
     return name
 
 
@@ -56,6 +62,10 @@ def train_optimizers(
     """
     names = optimizer_specs.parse_names(cfg.train.optimizers)
     plans = {name: runner.plan_for(cfg, name, len(splits.train_y)) for name in names}  # all checked first
+    n_eval = max(len(splits.val_y), len(splits.test_y))
+    budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, cfg.train.seeds, len(splits.train_y),
+                                    n_eval), f"Training hidden sizes {describe_hidden(cfg.model.hidden)} with "
+                 f"{cfg.train.seeds} trial(s)")
     results = {}
     for name, plan in plans.items():
         on_epoch, on_resume, on_done = hooks(name) if hooks else (None, None, None)

@@ -113,6 +113,13 @@ def copy_atomic(src: Path, dest: Path) -> Path:
     return _write_atomic(dest, lambda f: f.write(Path(src).read_bytes()))
 
 
+def save_npy(path: Path, array) -> Path:
+    """A numpy array as ``.npy`` (``allow_pickle=False``), atomically."""
+    import numpy as np
+
+    return _write_atomic(path, lambda f: np.save(f, np.asarray(array), allow_pickle=False))
+
+
 def save_checkpoint(path: Path, tree: Any) -> Path:
     """Saves a pytree with Flax's msgpack serialization (no pickle)."""
     from flax import serialization

@@ -57,7 +57,8 @@ def histograms(arrays: list[np.ndarray], layers: list[str], title: str, xlabel: 
             lo, hi = np.percentile(finite, [0.05, 99.95])
             if lo == hi:
                 lo, hi = finite.min(), finite.max()
-            ax.hist(finite, bins=60, range=(lo, hi), density=True, color=color, alpha=0.55)
+            counts, edges = np.histogram(finite, bins=60, range=(lo, hi), density=True)
+            ax.stairs(counts, edges, fill=True, color=color, alpha=0.55)  # from counts: no per-bar patches
             xs, ys = _density_curve(finite, lo, hi)
             ax.plot(xs, ys, color="k", lw=1)
             ax.set_xlim(lo, hi)
@@ -67,7 +68,10 @@ def histograms(arrays: list[np.ndarray], layers: list[str], title: str, xlabel: 
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     fig.suptitle(title)
-    fig.tight_layout()
+    # Fixed margins in inches (tight_layout measures every tick label: half the figure's time).
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.45 / width, right=1 - 0.15 / width, bottom=0.55 / height, top=1 - 0.75 / height,
+                        wspace=0.35, hspace=0.9)
     return fig
 
 
@@ -251,5 +255,79 @@ def variance_over_seeds(summary: dict):
         ax.set(xlabel="layer", ylabel=what, yscale="log", xticks=x)
         ax.legend(fontsize=8)
     fig.suptitle(f"{summary['init']}, {summary['act']}: variance over initialisations")
+    fig.tight_layout()
+    return fig
+
+
+def lr_sensitivity(result: dict):
+    """Best validation accuracy against learning rate (log axis), per optimizer: mean over seeds
+    with a min-max band, the selected rate circled, rates with a diverged trial as crosses."""
+    fig, ax = _subplots(figsize=(7.5, 4.5))
+    for i, (name, entry) in enumerate(result["optimizers"].items()):
+        color = COLORS.get(name, f"C{i}")
+        lrs = np.asarray([r["lr"] for r in entry["grid"]])
+        vals = [np.asarray(r["val_per_seed"], np.float64) for r in entry["grid"]]
+        mean = np.asarray([v.mean() for v in vals])
+        ax.plot(lrs, mean, "-o", color=color, ms=4, label=name)
+        ax.fill_between(lrs, [v.min() for v in vals], [v.max() for v in vals], color=color, alpha=0.15, lw=0)
+        diverged = np.asarray([r["diverged"] > 0 for r in entry["grid"]])
+        if diverged.any():
+            ax.plot(lrs[diverged], mean[diverged], "x", color="k", ms=9, mew=2)
+        sel = entry["selected"]
+        if sel["index"] is not None:
+            ax.plot([sel["lr"]], [sel["val_mean"]], "o", ms=13, mfc="none", mec=color, mew=2)
+    ax.plot([], [], "x", color="k", ms=9, mew=2, label="a trial diverged (counted as chance)")
+    ax.plot([], [], "o", ms=11, mfc="none", mec="gray", mew=2, label="selected rate")
+    ax.set(xscale="log", xlabel="learning rate (peak)", ylabel="best validation accuracy",
+           title=f"Learning-rate sensitivity (mean over {len(result['tuning_seeds'])} seeds, band: min-max)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def budget_curves(result: dict):
+    """Expected best validation accuracy against the number of grid points tried at random."""
+    fig, ax = _subplots(figsize=(6.5, 4.2))
+    for i, (name, entry) in enumerate(result["optimizers"].items()):
+        curve = entry["budget_curve"]
+        ax.plot(range(1, len(curve) + 1), curve, "-o", ms=4, color=COLORS.get(name, f"C{i}"), label=name)
+    ax.set(xlabel="learning rates tried (drawn at random from the grid)",
+           ylabel="expected best validation accuracy", title="How much tuning each optimizer needs")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def final_results(result: dict):
+    """Test accuracy at the selected rates (mean, 95% interval) and the paired differences."""
+    fig, (ax_acc, ax_diff) = _subplots(1, 2, figsize=(11, 4.2))
+    names = [n for n, e in result["optimizers"].items() if e.get("final")]
+    for i, name in enumerate(names):
+        final = result["optimizers"][name]["final"]
+        color = COLORS.get(name, f"C{i}")
+        tests = [v for v in final["test_per_seed"] if v is not None]
+        ax_acc.plot(tests, [i] * len(tests), "|", color=color, ms=12, alpha=0.6)
+        if final["test_mean"] is not None:
+            ci = final["test_ci95"]
+            err = [[final["test_mean"] - ci[0]], [ci[1] - final["test_mean"]]] if ci else None
+            ax_acc.errorbar([final["test_mean"]], [i], xerr=err, fmt="o", color=color, capsize=5)
+    ax_acc.set_yticks(range(len(names)), [f"{n}\nlr {result['optimizers'][n]['final']['lr']:.3g}" for n in names])
+    kind = "tuning seeds: optimistic" if names and result["optimizers"][names[0]]["final"]["optimistic"] \
+        else f"{len(result['final_seeds'])} fresh seeds"
+    ax_acc.set(xlabel="test accuracy", title=f"Test accuracy at the selected rate ({kind})")
+    paired = result.get("paired") or []
+    for j, p in enumerate(paired):
+        if p["mean_diff"] is None:
+            continue
+        ci = p["ci95"]
+        err = [[p["mean_diff"] - ci[0]], [ci[1] - p["mean_diff"]]] if ci else None
+        ax_diff.errorbar([p["mean_diff"]], [j], xerr=err, fmt="o", color="C3" if p["excludes_zero"] else "gray",
+                         capsize=5)
+    ax_diff.axvline(0, color="k", lw=1)
+    ax_diff.set_yticks(range(len(paired)), [f"{p['a']} - {p['b']}" for p in paired])
+    ax_diff.set(xlabel="paired difference in test accuracy (95% CI)",
+                title="Paired differences (red: interval excludes 0)" if paired else "Paired differences: "
+                "need --final-seeds and two optimizers")
     fig.tight_layout()
     return fig

@@ -13,8 +13,11 @@ COLUMNS = ("run", "optimizer", "lr", "seeds", "epochs", "status", "test_acc", "c
            "best_val_acc", "seconds_per_epoch")
 
 
+RUN_COMMANDS = ("train", "tune")  # tune's grid and final runs are training runs too
+
+
 def find_runs(paths: list[Path]) -> list[Path]:
-    """Training run directories (holding run.json with command "train" and metrics.json) under ``paths``."""
+    """Training run directories (run.json of a train or tune run, and metrics.json) under ``paths``."""
     runs = []
     for path in paths:
         if not path.exists():
@@ -26,7 +29,7 @@ def find_runs(paths: list[Path]) -> list[Path]:
                 command = json.loads(run_json.read_text()).get("command") if run_json.is_file() else None
             except (OSError, ValueError):
                 command = None
-            if command == "train" and metrics.parent not in runs:
+            if command in RUN_COMMANDS and metrics.parent not in runs:
                 runs.append(metrics.parent)
     return runs
 

@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 from flax import serialization
 
-from initopt import io, optimizer_specs, train, trials as trials_lib
+from initopt import compiles, io, optimizer_specs, train, trials as trials_lib
+from initopt.env import compile_report
 from initopt.config import Config, to_dict
 from initopt.data import Splits
 from initopt.errors import InitoptError
@@ -170,6 +171,7 @@ def run(
     command: str = "train",
 ) -> dict:
     """Trains the plan's trials in ``run_dir``; returns the metrics (with ``skipped`` if it had ended)."""
+    start_mark = compiles.mark()
     config_json = resolved_config(cfg, plan)
     if overwrite:
         io.remove_files(run_dir, "metrics.json", "run.json", CHECKPOINT, BEST_PARAMS, "config.json")
@@ -212,6 +214,7 @@ def run(
         "seconds_per_epoch": metrics["seconds_per_epoch"],
         "trials": plan.n_trials,
         "trial_devices": len(trials_lib.trial_mesh(plan.n_trials).devices.flat),
+        "compiles": compile_report(start_mark),
     })
     io.write_json(run_dir / "metrics.json", metrics)
     return metrics

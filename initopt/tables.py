@@ -50,7 +50,7 @@ def report_table(rows: list[dict]) -> Table:
         table.add_column(col, justify="right" if col != "run" else "left")
     for r in rows:
         ci = "-" if r["ci95_low"] is None else f"[{r['ci95_low']:.4f}, {r['ci95_high']:.4f}]"
-        table.add_row(r["run"], r["optimizer"], f"{r['lr']:g}", str(r["seeds"]), r["status"], fmt(r["test_acc"]), ci)
+        table.add_row(r["run"], r["optimizer"], fmt(r["lr"]), str(r["seeds"]), r["status"], fmt(r["test_acc"]), ci)
     return table
 
 
@@ -107,4 +107,30 @@ def starts_table(result: dict) -> Table:
         table.add_column(col, justify="right")
     for opt, r in result["starts"]["optimizers"].items():
         table.add_row(opt, f"{r['lr']:g}", f"{r['success_rate']:.1%}", fmt(r["median_final_loss"]), str(r["diverged"]))
+    return table
+
+
+def tune_table(result: dict) -> Table:
+    target = result.get("target")
+    final_kind = "final seeds" if result["final_seeds"] else "tuning seeds, optimistic"
+    table = Table(title=f"Tuned learning rates (selected on validation over {len(result['tuning_seeds'])} seeds; "
+                        f"test accuracy on the {final_kind})")
+    cols = ["optimizer", "grid", "selected lr", "val acc", "diverged trials", "test acc"]
+    if target is not None:
+        cols.append(f"epochs to {target:g}")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for name, e in result["optimizers"].items():
+        sel, final = e["selected"], e.get("final")
+        lr = "-" if sel["lr"] is None else f"{sel['lr']:.3g}" + (f" ({sel['edge']} edge!)" if sel["edge"] else "")
+        test = "-"
+        if final and final["test_mean"] is not None:
+            ci = final["test_ci95"]
+            test = f"{final['test_mean']:.4f}" + (f" ± {(ci[1] - ci[0]) / 2:.4f}" if ci else "")
+        row = [name, f"{e['lrs'][0]:.2g}..{e['lrs'][-1]:.2g} ({len(e['lrs'])})", lr,
+               fmt(sel.get("val_mean")), str(sum(r["diverged"] for r in e["grid"])), test]
+        if target is not None:
+            ttt = final.get("time_to_target") if final else None
+            row.append("not reached" if not ttt or ttt["epoch"] is None else f"{ttt['epoch']:g}")
+        table.add_row(*row)
     return table

@@ -90,9 +90,15 @@ def test_init_stats_grid(tiny_data, tmp_path):
     (["--data-dir", "/nonexistent"], "Data directory /nonexistent does not exist."),
     (["--init", "kaiming", "--scale", "2"], "takes no scale"),
     (["--hidden", "12,abc"], "--hidden takes sizes like"),
+    (["--hidden", "512,,256"], "--hidden takes sizes like"),
+    (["--hidden", "512,"], "--hidden takes sizes like"),
+    (["--hidden", "100000x100000"], "init-stats with hidden sizes 100000x100000 needs about"),
+    (["--grid", "--hidden", "4x20000"], "over 18 cells needs about"),
+    (["--seeds", "0"], "Invalid value for '--seeds'"),
 ])
 def test_init_stats_bad_input(args, text, tmp_path):
     assert_clean_error(invoke("init-stats", *args, "--out", tmp_path), text)
+    assert not (tmp_path / "init-stats").exists()  # nothing written
 
 
 def test_init_stats_truncated_idx(tiny_data, tmp_path):
@@ -203,7 +209,8 @@ def test_train_refuses_to_mix_configurations(tiny_data, tmp_path):
 
 
 def test_train_divergence_is_reported(tiny_data, tmp_path):
-    result = invoke("train", *SMOKE, "--optimizer", "sgd", "--lr", "100", "--batch-size", "16", "--data-dir", tiny_data,
+    loud = [a for a in SMOKE if a != "--quiet"]  # the message must show without --quiet
+    result = invoke("train", *loud, "--optimizer", "sgd", "--lr", "100", "--batch-size", "16", "--data-dir", tiny_data,
                     "--out", tmp_path, "--json")
     assert result.exit_code == 3
     metrics = json.loads(result.stdout)
@@ -219,9 +226,18 @@ def test_train_divergence_is_reported(tiny_data, tmp_path):
     (["--lr", "-1"], "must be a positive number"),
     (["--config", "/nonexistent.toml"], "Config file /nonexistent.toml does not exist."),
     (["--batch-size", "100000"], "exceeds the"),
+    (["--seeds", "0"], "train.seeds in the options must be at least 1"),
+    (["--optimizer", "sgd,,adam"], "--optimizer takes a comma list without empty items"),
+    (["--hidden", "64,,32"], "--hidden takes sizes like"),
+    (["--hidden", "100000x100000"], "Training hidden sizes 100000x100000 with 1 trial(s) needs about"),
+    (["--schedule", "cosine"], "Invalid value for '--schedule'"),
+    (["--warmup-epochs", "2"], "train.warmup_epochs (2) must be fewer than train.epochs (2)"),
+    (["--hyper", "b1"], "--hyper takes key=value"),
+    (["--optimizer", "adam", "--hyper", "nope=1"], "Optimizer adam has no hyperparameter 'nope'"),
 ])
 def test_train_bad_input(tiny_data, tmp_path, args, text):
     assert_clean_error(invoke("train", *SMOKE, *args, "--data-dir", tiny_data, "--out", tmp_path), text)
+    assert not (tmp_path / "train").exists() or not list((tmp_path / "train").rglob("*.json"))  # nothing written
 
 
 @pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
@@ -274,6 +290,9 @@ def test_surface_start_and_lr_override(tmp_path):
     (["--start", "a,b"], "--start takes two numbers"),
     (["--lr", "-1"], "must be a positive number"),
     (["--steps", "0"], "Invalid value for '--steps'"),
+    (["--starts", "0"], "Invalid value for '--starts'"),
+    (["--optimizer", "sgd,"], "--optimizer takes a comma list without empty items"),
+    (["--optimizer", "optax:lion"], "Unknown optimizer 'optax:lion' for surfaces"),
 ])
 def test_surface_bad_input(tmp_path, args, text):
     assert_clean_error(invoke("surface", *args, "--out", tmp_path), text)
@@ -527,3 +546,42 @@ def test_diverged_message_counts_trials():
     error, note = experiment.diverged_message(results, Path("g"))
     assert error == "Training diverged (non-finite loss): adam at epoch 1; metrics kept in g."
     assert note == "Diverged (kept their best epoch; the rest completed): sgd: 1 of 4 trials."
+
+
+@pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
+def test_sigterm_is_a_preemption(tmp_path):
+    """SIGTERM a real `initopt train`: status interrupted, exit 143, and the rerun resumes to the same metrics."""
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "initopt", "train", "--config", "configs/smoke.toml", "--optimizer", "momentum",
+            "--epochs", "20", "--json"]
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "stopped")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "stopped" / "train" / "smoke-epochs20" / "momentum"
+    deadline = time.monotonic() + 240
+    while not (run_dir / "checkpoint.msgpack").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Terminated (SIGTERM); run the same command again to resume" in err
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "interrupted" and 1 <= run["epochs_completed"] < 20
+    assert not (run_dir / "metrics.json").exists()
+    resumed = subprocess.run([*args, "--out", str(tmp_path / "stopped")], capture_output=True, text=True, check=True)
+    assert f"momentum: resuming after epoch {run['epochs_completed']}" in resumed.stderr
+    whole = subprocess.run([*args, "--quiet", "--out", str(tmp_path / "whole")], capture_output=True, text=True,
+                           check=True)
+    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
+    for key in ("train_scores", "val_scores", "train_loss", "val_loss", "test_acc", "best_epoch"):
+        assert a[key] == b[key], key
+
+
+def test_run_json_records_the_compile_cache(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("INITOPT_COMPILE_CACHE", "off")
+    train_json(*SMOKE, "--optimizer", "sgd", "--epochs", "1", "--data-dir", tiny_data, "--out", tmp_path)
+    (run_json,) = (tmp_path / "train").glob("*/sgd/run.json")
+    run = json.loads(run_json.read_text())
+    assert run["compile_cache"] == {"enabled": False, "dir": None}
+    assert run["compiles"]["from_cache"] == 0

@@ -133,3 +133,21 @@ def test_debian_data_pixel_statistics():
     assert (summary["train"], summary["test"]) == (60000, 10000)
     np.testing.assert_allclose(summary["train_pixel_mean"], 0.2860406, rtol=1e-6)
     np.testing.assert_allclose(summary["train_pixel_std"], 0.35302424, rtol=1e-6)
+
+
+def test_decompressed_arrays_are_cached_and_checked(tiny_data, tmp_path):
+    first = data.load(tiny_data)
+    key = data._source_key(data.find_files(tiny_data)[0])
+    cache = data.array_cache_dir(key)
+    assert (cache / "meta.json").is_file() and (cache / "train_images.npy").is_file()
+    second = data.load(tiny_data)
+    assert isinstance(second.train_images, np.memmap)  # from the cache, memory-mapped
+    assert second.sha256 == first.sha256 and second.summary() == first.summary()
+    np.testing.assert_array_equal(second.train_images, first.train_images)
+    # A damaged entry is not trusted: the data is read from the source again.
+    (cache / "train_images.npy").write_bytes(b"broken")
+    third = data.load(tiny_data)
+    assert third.sha256 == first.sha256 and not isinstance(third.train_images, np.memmap)
+    # Other source files, another key.
+    make_dataset(tiny_data, seed=1)
+    assert data.load(tiny_data).sha256 != first.sha256
