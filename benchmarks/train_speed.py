@@ -21,6 +21,7 @@ one process, so the ratios are comparable. Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.training.train_state import TrainState
 
-from initopt import config, data, model, optimizers, runner, train, trials
+from initopt import config, data, instruments, model, optimizers, runner, train, trials
 
 
 class ReferenceDataset:
@@ -80,7 +81,7 @@ def main() -> None:
     model.set_prng("legacy")
     ds = data.load(args.data_dir)
     cfg = config.load(overrides={"train.epochs": args.epochs + 1, "data.train_limit": args.train_limit})
-    splits = data.make_splits(ds, cfg.data.train_limit, 1, 1)
+    splits = data.make_splits(ds, cfg.data.train_limit, instruments.PROBE_SIZE, 1)
     x_example, _ = data.example_batch(ds)
     plan = runner.plan_for(cfg, "adam", len(splits.train_y))
     orders = trials.batch_orders(plan, len(splits.train_y))[cfg.train.seed]
@@ -130,13 +131,21 @@ def main() -> None:
     # The fixed-hyperparameter scanned epoch (the learning rate a compiled-in constant), then the
     # engine's (one trial, hyperparameters as data), alternating twice to even out drift.
     fixed_epoch = jax.jit(train.epoch_kernel, donate_argnums=0)
-    fixed, engine = [], []
+    # The engine with the default instruments (4 records per epoch, probe batch of 1024 images).
+    progress = train.initial_progress(plan, x_example)
+    probe = jnp.asarray(splits.val_x[: instruments.PROBE_SIZE]) if len(splits.val_x) else x_dev[: instruments.PROBE_SIZE]
+    instrumented_epoch = functools.partial(train.train_epoch, params0_T=progress.params0, probe_x_PxD=probe,
+                                           n_records=instruments.DEFAULT_RECORDS, dead_units=True)
+    fixed, engine, instrumented = [], [], []
     for _ in range(2):
         fixed.append(time_epochs(fixed_epoch, fixed_state(), lambda e: orders_dev[e]))
         engine.append(time_epochs(train.train_epoch, train.initial_progress(plan, x_example).state,
                                   lambda e: orders_dev[e][None]))
+        instrumented.append(time_epochs(instrumented_epoch, train.initial_progress(plan, x_example).state,
+                                        lambda e: orders_dev[e][None]))
     scanned = min(t for t, _ in engine)
     fixed_seconds = min(t for t, _ in fixed)
+    instrumented_seconds = min(t for t, _ in instrumented)
 
     result = {
         "train_examples": int(len(splits.train_y)),
@@ -148,6 +157,8 @@ def main() -> None:
         "engine_seconds_per_epoch": scanned,
         "engine_compile_seconds": engine[0][1],
         "ratio_engine_over_fixed_hyperparameter_epoch": scanned / fixed_seconds,
+        "engine_with_instruments_seconds_per_epoch": instrumented_seconds,
+        "ratio_instruments_on_over_off": instrumented_seconds / scanned,
         "ratio_engine_over_reference_loop": scanned / per_step["reference_loader"],
         "ratio_engine_over_gather_loop": scanned / per_step["gather_loader"],
     }

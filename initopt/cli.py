@@ -285,7 +285,8 @@ def train(
     hyper: Annotated[Optional[list[str]], typer.Option("--hyper", help="A hyperparameter of the optimizers, key=value (repeatable), e.g. --hyper b1=0.95.")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (reference: 40).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Batch size (reference: 256).")] = None,
-    init: Annotated[Optional[Init], typer.Option("--init", help="Kernel initializer (reference: kaiming).")] = None,
+    init: Annotated[Optional[str], typer.Option("--init", help="Kernel initializer (reference: kaiming), or a comma list to compare by training on the same seeds, with a scale where it takes one: kaiming,xavier,normal:0.01.")] = None,
+    instruments_opt: Annotated[Optional[str], typer.Option("--instruments", help="Per-layer instruments inside the compiled epoch: off, epoch (one record per epoch) or N records per epoch (default 4).")] = None,
     act: Annotated[Optional[Act], typer.Option("--act", help="Activation (reference: relu).")] = None,
     hidden: HiddenOpt = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Init key and batch order (reference: 42); the split stays fixed.")] = None,
@@ -299,18 +300,25 @@ def train(
     as_json: JsonOpt = False,
 ):
     """Train the MLP with any optimizer; keep the best-validation checkpoint; report test accuracy."""
-    from initopt import config, experiment, io
+    from initopt import config, experiment, instruments as instruments_lib, io
+
+    inits = config.parse_inits(init) if init else None
 
     overrides = {
         "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer else None,
         "train.lr": lr, "train.schedule": schedule.value if schedule else None,
         "train.warmup_epochs": warmup_epochs, "train.hyper": config.parse_hyper(hyper),
         "train.epochs": epochs, "train.batch_size": batch_size,
-        "model.init": init.value if init else None, "model.act": act.value if act else None,
+        "model.act": act.value if act else None,
+        "train.instruments": instruments_lib.parse(instruments_opt) if instruments_opt else None,
         "model.hidden": list(config.parse_hidden(hidden)) if hidden else None,
         "train.seed": seed, "train.seeds": n_seeds, "train.prng": prng.value if prng else None,
     }
-    cfg = config.load(config_file, overrides)
+    if inits and len(inits) == 1:
+        overrides["model.init"], overrides["model.scale"] = inits[0]
+    elif inits:
+        overrides["model.init"] = init  # names the run group; each arm sets its own below
+    cfg = config.load(config_file, {**overrides, "model.init": None} if inits and len(inits) > 1 else overrides)
     io.ensure_dir(Path(out))  # writable before any work; the run directories come once the plan is checked
     group_dir = Path(out) / "train" / (name or experiment.group_name(config_file, overrides))
 
@@ -325,23 +333,25 @@ def train(
     x_example, _ = data_lib.example_batch(ds)
     try:
         with sigterm_as_interrupt():
-            results = experiment.train_optimizers(cfg, group_dir, splits, x_example,
-                                                  {**env.environment(), **jax_info}, overwrite,
-                                                  _epoch_hooks(quiet, cfg.train.epochs))
+            results = experiment.train_arms(experiment.arms(cfg, inits), group_dir, splits, x_example,
+                                            {**env.environment(), **jax_info}, overwrite,
+                                            _epoch_hooks(quiet, cfg.train.epochs))
     except KeyboardInterrupt as e:
         how = "Terminated (SIGTERM)" if isinstance(e, Terminated) else "Interrupted"
         raise fail(f"{how}; run the same command again to resume the runs in {group_dir}.",
                    code=143 if isinstance(e, Terminated) else 130) from None
-    for opt, metrics in results.items():
+    for label, metrics in results.items():
         if metrics.get("skipped"):
             if not quiet:
-                err_console.print(f"{opt}: already finished in {metrics['run_dir']} (use --overwrite to retrain).")
+                err_console.print(f"{label}: already finished in {metrics['run_dir']} (use --overwrite to retrain).")
         else:
-            io.save_figure(plots.training_curves({opt: metrics}, f"{opt}, lr {metrics['lr']:g}"),
+            io.save_figure(plots.training_curves({label: metrics}, f"{label}, lr {metrics['lr']:g}"),
                            Path(metrics["run_dir"]) / "curves.png")
+            if metrics.get("instruments"):
+                io.save_figure(plots.instruments_figure(metrics, label), Path(metrics["run_dir"]) / "instruments.png")
     comp = experiment.comparison(results)
     if comp is not None:
-        io.save_figure(plots.training_curves(results, "Optimizer comparison"), group_dir / "comparison.png")
+        io.save_figure(plots.training_curves(results, "Comparison"), group_dir / "comparison.png")
         io.write_json(group_dir / "comparison.json", comp)
     paired = comp["paired"] if comp else None
     if as_json:
@@ -466,6 +476,9 @@ def report(
     io.write_text(report_dir / "report.md", rep.markdown(rows))
     io.write_text(report_dir / "report.csv", rep.csv_text(rows))
     io.save_figure(plots.report_figure(runs), report_dir / "report.png")
+    io.remove_files(report_dir, "instruments.png")
+    if any(r["metrics"].get("instruments") for r in runs):
+        io.save_figure(plots.instruments_side_by_side(runs), report_dir / "instruments.png")
     io.write_json(report_dir / "report.json", rows)
     if as_json:
         return emit_json({"runs": rows, "report_dir": str(report_dir)})

@@ -59,6 +59,7 @@ class TrainConfig(_Section):
     beta: Float | None = None  # momentum of the optimizers that have a ``beta`` (momentum, nesterov)
     weight_decay: Float | None = None  # of the optimizers that have a ``weight_decay`` (adamw)
     hyper: dict[StrictStr, HyperValue] = {}  # --hyper key=value: for every optimizer of the run
+    instruments: Annotated[StrictInt, Field(ge=0)] = 4  # per-layer records per epoch (0: off)
     prng: StrictStr = "legacy"
 
 
@@ -223,6 +224,25 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise ConfigError(f"--hidden needs at least one positive size, not {text!r}.")
     return sizes
+
+
+def parse_inits(text: str) -> list[tuple[str, float | None]]:
+    """``"kaiming,xavier,normal:0.01"`` -> ``[("kaiming", None), ("xavier", None), ("normal", 0.01)]``, checked."""
+    from initopt.initializers import canonical_name, resolve_scale
+
+    out = []
+    for item in parse_list(text, "--init"):
+        name, sep, scale_text = item.partition(":")
+        name = canonical_name(name)
+        try:
+            scale = float(scale_text) if sep else None
+        except ValueError:
+            raise ConfigError(f"--init takes NAME or NAME:SCALE, not {item!r}.") from None
+        resolve_scale(name, scale)
+        out.append((name, scale))
+    if len(set(out)) != len(out):
+        raise ConfigError(f"--init lists an initializer twice: {text!r}.")
+    return out
 
 
 def describe_hidden(hidden) -> str:

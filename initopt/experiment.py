@@ -20,9 +20,9 @@ COMPARISON_KEYS = ("lr", "status", "n_trials", "trials_diverged", "test_acc", "b
 
 
 def _slug(name: str) -> str:
-    """A directory-safe form of an optimizer name (``optax:lion`` -> ``optax-lion``)."""
-    keep = "".join(c if c.isalnum() or c in "._-" else "-" for c in Path(name.replace(":", "-")).name)
-    return keep.strip("-.") or "optimizer"
+    """A directory-safe form of a run label (``optax:lion`` -> ``optax-lion``, ``sgd/normal:0.01`` -> ``sgd-normal-0.01``)."""
+    keep = "".join(c if c.isalnum() or c in "._-" else "-" for c in name.replace(":", "-").replace("/", "-"))
+    return keep.strip("-.") or "run"
 
 
 def run_dir_name(optimizer: str) -> str:
@@ -47,8 +47,31 @@ def group_name(config_file: Path | None, overrides: dict) -> str:
     return name
 
 
-def train_optimizers(
-    cfg: Config,
+def init_label(init: str, scale: float | None) -> str:
+    return init if scale is None else f"{init}:{scale:g}"
+
+
+def arms(cfg: Config, inits: list[tuple[str, float | None]] | None) -> dict[str, tuple[Config, str]]:
+    """What a train command compares: every optimizer x every initialization, by label
+    (the optimizer, the initialization, or ``optimizer/initialization`` when both vary)."""
+    names = optimizer_specs.parse_names(cfg.train.optimizers)
+    inits = inits or [(cfg.model.init, cfg.model.scale)]
+    out = {}
+    for name in names:
+        for init, scale in inits:
+            variant = cfg.model_copy(update={"model": cfg.model.model_copy(update={"init": init, "scale": scale})})
+            if len(inits) == 1:
+                label = name
+            elif len(names) == 1:
+                label = init_label(init, scale)
+            else:
+                label = f"{name}/{init_label(init, scale)}"
+            out[label] = (variant, name)
+    return out
+
+
+def train_arms(
+    arms_: dict[str, tuple[Config, str]],
     group_dir: Path,
     splits: Splits,
     x_example,
@@ -56,27 +79,27 @@ def train_optimizers(
     overwrite: bool = False,
     hooks: Callable[[str], tuple] | None = None,
 ) -> dict[str, dict]:
-    """Trains each optimizer of ``cfg`` in ``group_dir/<optimizer>``; returns their metrics.
+    """Trains each arm in ``group_dir/<label>``, on the same seeds and batch orders; returns their metrics.
 
-    ``hooks(optimizer)`` gives ``(on_epoch, on_resume, on_done)`` callbacks for display.
+    ``hooks(label)`` gives ``(on_epoch, on_resume, on_done)`` callbacks for display.
     """
-    names = optimizer_specs.parse_names(cfg.train.optimizers)
-    plans = {name: runner.plan_for(cfg, name, len(splits.train_y)) for name in names}  # all checked first
+    plans = {label: (cfg, runner.plan_for(cfg, name, len(splits.train_y))) for label, (cfg, name) in arms_.items()}
     n_eval = max(len(splits.val_y), len(splits.test_y))
-    budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, cfg.train.seeds, len(splits.train_y),
-                                    n_eval), f"Training hidden sizes {describe_hidden(cfg.model.hidden)} with "
-                 f"{cfg.train.seeds} trial(s)")
+    for cfg, _ in plans.values():  # all checked before any training
+        budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, cfg.train.seeds, len(splits.train_y),
+                                        n_eval), f"Training hidden sizes {describe_hidden(cfg.model.hidden)} with "
+                     f"{cfg.train.seeds} trial(s)")
     results = {}
-    for name, plan in plans.items():
-        on_epoch, on_resume, on_done = hooks(name) if hooks else (None, None, None)
-        run_dir = group_dir / run_dir_name(name)
+    for label, (cfg, plan) in plans.items():
+        on_epoch, on_resume, on_done = hooks(label) if hooks else (None, None, None)
+        run_dir = group_dir / run_dir_name(label)
         try:
             metrics = runner.run(cfg, plan, run_dir, splits, x_example, environment, overwrite, on_epoch, on_resume)
         finally:
             if on_done is not None:
                 on_done()
         metrics["run_dir"] = str(run_dir)
-        results[name] = metrics
+        results[label] = metrics
     return results
 
 

@@ -331,3 +331,61 @@ def final_results(result: dict):
                 "need --final-seeds and two optimizers")
     fig.tight_layout()
     return fig
+
+
+INSTRUMENT_PANELS = {  # quantity -> (title, log y axis)
+    "grad_norm": ("gradient norm ||g||", True),
+    "update_ratio": ("log10 std(update) / std(W)", False),
+    "dist_from_init": ("||W - W0|| / ||W0||", False),
+    "weight_var": ("weight variance", True),
+    "preact_var": ("pre-activation variance (probe batch)", True),
+    "dead_fraction": ("dead units (zero on every probe image)", False),
+}
+
+
+def _instrument_panel(ax, inst: dict, quantity: str, legend: bool = True):
+    steps = np.asarray(inst["steps"])
+    values = np.asarray(inst[quantity], np.float64)  # (trial, record, layer)
+    title, log = INSTRUMENT_PANELS[quantity]
+    for layer, name in enumerate(inst["layers"]):
+        v = values[:, :, layer]
+        if not np.isfinite(v).any():
+            continue
+        mean = np.nanmean(v, 0)
+        ax.plot(steps, mean, color=f"C{layer}", lw=1.4, label=name)
+        if len(v) > 1:
+            ax.fill_between(steps, np.nanmin(v, 0), np.nanmax(v, 0), color=f"C{layer}", alpha=0.15, lw=0)
+    if quantity == "update_ratio":
+        ax.axhline(-3, color="k", ls="--", lw=1, label="1e-3 (rule of thumb)")
+    if log and np.nanmin(values, initial=np.inf) > 0:
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("step")
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
+
+
+def instruments_figure(metrics: dict, label: str):
+    """One panel per instrument, one line per layer over training steps (mean over trials, band: min-max)."""
+    inst = metrics["instruments"]
+    fig, axes = _subplots(2, 3, figsize=(13, 7))
+    for ax, quantity in zip(axes.flat, INSTRUMENT_PANELS):
+        _instrument_panel(ax, inst, quantity)
+    n = len(metrics.get("trials", [])) or 1
+    fig.suptitle(f"Inside the training: {label} ({n} trial{'s' if n > 1 else ''}"
+                 f"{', mean and min-max band' if n > 1 else ''})")
+    fig.tight_layout()
+    return fig
+
+
+def instruments_side_by_side(runs: list[dict]):
+    """The instruments of several runs: one row per run, one column per instrument."""
+    runs = [r for r in runs if r["metrics"].get("instruments")]
+    fig, axes = _subplots(len(runs), len(INSTRUMENT_PANELS), figsize=(3.2 * len(INSTRUMENT_PANELS),
+                                                                       2.6 * len(runs) + 0.5), squeeze=False)
+    for row, run in zip(axes, runs):
+        for ax, quantity in zip(row, INSTRUMENT_PANELS):
+            _instrument_panel(ax, run["metrics"]["instruments"], quantity, legend=ax is row[0])
+        row[0].set_ylabel(run["name"], fontsize=8)
+    fig.tight_layout()
+    return fig

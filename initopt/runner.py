@@ -51,7 +51,7 @@ def plan_for(cfg: Config, optimizer: str, n_train: int, lrs: list[float] | None 
     schedule = ScheduleSpec(t.schedule, t.epochs * steps, warmup)
     seeds = seeds or [t.seed + i for i in range(t.seeds)]
     trials = trials_lib.make_trials(seeds, [{**data, LEARNING_RATE: lr} for lr in lrs])
-    return trials_lib.Plan(cfg.model, spec, static, schedule, t.epochs, t.batch_size, trials)
+    return trials_lib.Plan(cfg.model, spec, static, schedule, t.epochs, t.batch_size, trials, t.instruments)
 
 
 def resolved_config(cfg: Config, plan: trials_lib.Plan) -> dict:
@@ -92,7 +92,7 @@ def restore_progress(run_dir: Path, template: train.Progress) -> train.Progress:
         epoch = int(raw["epoch"])
     except (KeyError, ValueError, TypeError) as e:
         raise InitoptError(f"Checkpoint {run_dir / CHECKPOINT} does not fit this run ({e}).") from None
-    return train.Progress(state=state, best_params=best, history=history, epoch=epoch)
+    return train.Progress(state=state, best_params=best, history=history, params0=template.params0, epoch=epoch)
 
 
 def metrics_of(plan: trials_lib.Plan, progress: train.Progress, test_accs: list[float | None]) -> dict:
@@ -122,6 +122,8 @@ def metrics_of(plan: trials_lib.Plan, progress: train.Progress, test_accs: list[
     seconds = float(np.mean(h.epoch_seconds)) if h.epoch_seconds else None
     metrics = {
         "optimizer": plan.optimizer.name,
+        "init": plan.model.init,
+        "init_scale": plan.model.scale,
         "lr": lrs.pop() if len(lrs) == 1 else None,
         "schedule": plan.schedule.name,
         "status": progress.status,
@@ -142,6 +144,10 @@ def metrics_of(plan: trials_lib.Plan, progress: train.Progress, test_accs: list[
         "seconds_per_model_epoch": seconds / plan.n_trials if seconds else None,
         "trials": trials,
     }
+    if plan.instruments:
+        metrics["instruments"] = {"steps": h.instrument_steps, "records_per_epoch": plan.instruments,
+                                  "layers": [f"Dense_{i}" for i in range(len(plan.model.hidden) + 1)],
+                                  **h.instruments}
     if plan.n_trials == 1:
         (only,) = trials
         metrics.update({k: only[k] for k in ("best_epoch", "train_scores", "val_scores", "train_loss", "val_loss")})

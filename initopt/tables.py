@@ -70,7 +70,7 @@ def acc_with_ci(m: dict) -> str:
 
 def results_table(results: dict) -> Table:
     table = Table(title="Training results (test accuracy of the best-validation epoch; ± is the 95% CI over seeds)")
-    for col in ("optimizer", "lr", "seeds", "status", "best epoch", "best val acc", "test acc", "s / epoch"):
+    for col in ("run", "lr", "seeds", "status", "best epoch", "best val acc", "test acc", "s / epoch"):
         table.add_column(col, justify="right")
     for name, m in results.items():
         table.add_row(name, f"{m['lr']:g}", str(len(m.get("seeds", [0]))), m["status"], str(m.get("best_epoch") or "-"),

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
-from initopt import compiles, data as data_lib, trials as trials_lib
+from initopt import compiles, data as data_lib, instruments, trials as trials_lib
 from initopt.trials import Plan
 
 
@@ -39,18 +39,49 @@ def train_step(state: TrainState, x_BxD, y_B):
     return state.apply_gradients(grads=grads), (loss, acc)
 
 
-def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB):
-    """All ``S`` steps of one trial's epoch; batch ``s`` is ``train[order[s]]``. Metrics are batch means."""
+def _finite(loss_S, params):
+    return jnp.isfinite(loss_S).all() & jnp.all(jnp.array([jnp.isfinite(p).all() for p in jax.tree.leaves(params)]))
+
+
+def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB, params0=None, probe_x_PxD=None,
+                 n_records: int = 0, dead_units: bool = False):
+    """All ``S`` steps of one trial's epoch; batch ``s`` is ``train[order[s]]``. Metrics are batch means.
+
+    With ``n_records`` > 0 the steps run in ``n_records`` blocks of ``S // n_records``; after the
+    last step of each block the instruments (:mod:`initopt.instruments`) are recorded, relative
+    to the initial parameters ``params0`` and on the probe batch, with no host round trip.
+    """
 
     def step(state, idx_B):
         return train_step(state, train_x_NxD[idx_B], train_y_N[idx_B])
 
-    state, (loss_S, acc_S) = jax.lax.scan(step, state, order_SxB)
-    finite = jnp.isfinite(loss_S).all() & jnp.all(
-        jnp.array([jnp.isfinite(p).all() for p in jax.tree.leaves(state.params)])
-    )
-    lr = getattr(state.opt_state, "learning_rate", jnp.float32(jnp.nan))
-    return state, {"loss": loss_S.mean(), "acc": acc_S.mean(), "finite": finite, "lr": lr}
+    lr = lambda st: getattr(st.opt_state, "learning_rate", jnp.float32(jnp.nan))  # noqa: E731
+    n_steps = order_SxB.shape[0]
+    n_records = min(n_records, n_steps)
+    if n_records == 0:
+        state, (loss_S, acc_S) = jax.lax.scan(step, state, order_SxB)
+        return state, {"loss": loss_S.mean(), "acc": acc_S.mean(), "finite": _finite(loss_S, state.params),
+                       "lr": lr(state)}
+
+    block = n_steps // n_records
+    blocks_RxKxB = order_SxB[: n_records * block].reshape(n_records, block, -1)
+
+    def recorded_block(state, idx_KxB):
+        state, (loss_K, acc_K) = jax.lax.scan(step, state, idx_KxB[:-1])
+        grad_fn = jax.value_and_grad(loss_and_accuracy, has_aux=True)
+        idx_B = idx_KxB[-1]
+        (loss, acc), grads = grad_fn(state.params, state.apply_fn, train_x_NxD[idx_B], train_y_N[idx_B])
+        before = state.params
+        state = state.apply_gradients(grads=grads)
+        rec = instruments.record(before, state.params, grads, params0, probe_x_PxD, state.apply_fn, dead_units)
+        return state, (jnp.concatenate([loss_K, loss[None]]), jnp.concatenate([acc_K, acc[None]]), rec)
+
+    state, (loss_RxK, acc_RxK, records) = jax.lax.scan(recorded_block, state, blocks_RxKxB)
+    state, (loss_rest, acc_rest) = jax.lax.scan(step, state, order_SxB[n_records * block:])
+    loss_S = jnp.concatenate([loss_RxK.reshape(-1), loss_rest])
+    acc_S = jnp.concatenate([acc_RxK.reshape(-1), acc_rest])
+    return state, {"loss": loss_S.mean(), "acc": acc_S.mean(), "finite": _finite(loss_S, state.params),
+                   "lr": lr(state), "instruments": records}
 
 
 def eval_kernel(params, apply_fn, x_NxD, y_N):
@@ -74,10 +105,13 @@ def over_trials(kernel, in_axes):
     return batched
 
 
-@functools.partial(jax.jit, donate_argnums=0)
-def train_epoch(state_T: TrainState, train_x_NxD, train_y_N, order_TxSxB):
-    """One epoch of every trial (the data shared): new states and per-trial metrics."""
-    return over_trials(epoch_kernel, (0, None, None, 0))(state_T, train_x_NxD, train_y_N, order_TxSxB)
+@functools.partial(jax.jit, donate_argnums=0, static_argnames=("n_records", "dead_units"))
+def train_epoch(state_T: TrainState, train_x_NxD, train_y_N, order_TxSxB, params0_T=None, probe_x_PxD=None,
+                n_records: int = 0, dead_units: bool = False):
+    """One epoch of every trial (the data shared): new states and per-trial metrics (and instruments)."""
+    kernel = functools.partial(epoch_kernel, n_records=n_records, dead_units=dead_units)
+    return over_trials(kernel, (0, None, None, 0, 0, None))(state_T, train_x_NxD, train_y_N, order_TxSxB,
+                                                             params0_T, probe_x_PxD)
 
 
 @functools.partial(jax.jit, static_argnames="apply_fn")
@@ -109,12 +143,15 @@ class History:
     best_val: list[float | None]
     diverged_epoch: list[int | None]  # the epoch whose loss or parameters turned non-finite
     epoch_seconds: list[float] = dataclasses.field(default_factory=list)
+    instrument_steps: list[int] = dataclasses.field(default_factory=list)  # global step of each record
+    instruments: dict = dataclasses.field(default_factory=dict)  # quantity -> [trial][record][layer]
 
     @classmethod
     def empty(cls, n_trials: int) -> "History":
         lists = [[[] for _ in range(n_trials)] for _ in range(5)]
         return cls(*lists, best_epoch=[None] * n_trials, best_val=[None] * n_trials,
-                   diverged_epoch=[None] * n_trials)
+                   diverged_epoch=[None] * n_trials,
+                   instruments={q: [[] for _ in range(n_trials)] for q in instruments.QUANTITIES})
 
     def trial_status(self, t: int, finished: bool) -> str:
         if self.diverged_epoch[t] is not None:
@@ -129,6 +166,7 @@ class Progress:
     state: TrainState
     best_params: object
     history: History
+    params0: object  # every trial's initial parameters (the instruments' reference)
     epoch: int  # epochs completed
     status: str = "running"  # running / complete (some trial completed) / diverged (all did) / interrupted
     compile_seconds: float = 0.0
@@ -137,7 +175,8 @@ class Progress:
 def initial_progress(plan: Plan, x_example: np.ndarray) -> Progress:
     state = trials_lib.initial_state(plan, x_example)
     best = jax.tree.map(jnp.copy, state.params)
-    return Progress(state=state, best_params=best, history=History.empty(plan.n_trials), epoch=0)
+    params0 = jax.tree.map(jnp.copy, state.params)
+    return Progress(state=state, best_params=best, history=History.empty(plan.n_trials), params0=params0, epoch=0)
 
 
 def fit(plan: Plan, splits: data_lib.Splits, progress: Progress,
@@ -153,15 +192,26 @@ def fit(plan: Plan, splits: data_lib.Splits, progress: Progress,
     state = trials_lib.shard_trials(trials_lib.to_host(progress.state), mesh)
     best = trials_lib.shard_trials(trials_lib.to_host(progress.best_params), mesh)
     h = progress.history
+    n_records = plan.instruments
+    params0 = trials_lib.shard_trials(trials_lib.to_host(progress.params0), mesh) if n_records else None
+    probe = trials_lib.replicate(splits.val_x[: instruments.PROBE_SIZE], mesh) if n_records else None
+    steps = trials_lib.steps_per_epoch(len(splits.train_y), plan.batch_size)
+    within = instruments.record_steps(steps, n_records)
     start_mark = compiles.mark()
     for epoch in range(progress.epoch, plan.epochs):
         start, compiled_before = time.perf_counter(), compiles.since(start_mark)["seconds"]
         order_TxSxB = trials_lib.shard_trials(np.stack([orders[t.seed][epoch] for t in plan.trials]), mesh)
-        state, metrics = train_epoch(state, train_x, train_y, order_TxSxB)
+        state, metrics = train_epoch(state, train_x, train_y, order_TxSxB, params0, probe, n_records=n_records,
+                                     dead_units=plan.model.act in instruments.DEAD_ACTIVATIONS)
         val = evaluate(state.params, state.apply_fn, val_x, val_y)
         metrics, val = trials_lib.to_host((metrics, val))
         progress.compile_seconds = compiles.since(start_mark)["seconds"]
         h.epoch_seconds.append(time.perf_counter() - start - (progress.compile_seconds - compiled_before))
+        if n_records:
+            h.instrument_steps.extend(epoch * steps + k for k in within)
+            for q, values_TxRxL in metrics["instruments"].items():
+                for t in range(n_trials):
+                    h.instruments[q][t].extend(np.asarray(values_TxRxL[t], np.float64).tolist())
         improved = np.zeros(n_trials, bool)
         for t in range(n_trials):
             for values, new in ((h.train_scores, metrics["acc"]), (h.train_loss, metrics["loss"]),

@@ -56,6 +56,7 @@ class Plan:
     epochs: int
     batch_size: int
     trials: tuple[Trial, ...]
+    instruments: int = 0  # records per epoch (0: none)
 
     @property
     def n_trials(self) -> int:

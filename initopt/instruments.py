@@ -1,0 +1,77 @@
+"""Per-layer instruments recorded inside the compiled epoch: what the layers do during training.
+
+Every record, per trial and per Dense layer (kernels only):
+- ``grad_norm``: the Frobenius norm of the step's kernel gradient;
+- ``update_ratio``: ``log10(std(update) / std(W))``, the update of that step against the
+  weights before it (CS231n's rule of thumb: about -3);
+- ``dist_from_init``: ``||W - W0|| / ||W0||``;
+- ``weight_var``: ``Var(W)``;
+- ``preact_var``: the variance of the layer's pre-activations on a fixed probe batch
+  (the first 1024 validation images);
+- ``dead_fraction``: for relu, the fraction of the layer's units that are zero on every
+  probe image (NaN for other activations; the logits have no activation, so NaN there).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+QUANTITIES = ("grad_norm", "update_ratio", "dist_from_init", "weight_var", "preact_var", "dead_fraction")
+DEAD_ACTIVATIONS = ("relu",)  # units of these are exactly zero for every non-positive input
+PROBE_SIZE = 1024
+DEFAULT_RECORDS = 4  # per epoch
+
+
+def kernels(params) -> list:
+    layers = params["params"]
+    return [layers[f"Dense_{i}"]["kernel"] for i in range(len(layers))]
+
+
+def record(params_before, params_after, grads, params0, probe_x_PxD, apply_fn, dead_units: bool) -> dict:
+    """The instruments of one step (arrays of shape ``(layers,)``)."""
+    w_before, w_after = kernels(params_before), kernels(params_after)
+    _, preacts = apply_fn(params_after, probe_x_PxD, return_preacts=True)
+    n = len(w_after)
+
+    def dead(i, z):
+        if not dead_units or i == n - 1:
+            return jnp.float32(jnp.nan)
+        return jnp.mean(jnp.all(z <= 0, axis=0).astype(jnp.float32))
+
+    out = {
+        "grad_norm": [jnp.sqrt(jnp.sum(jnp.square(g))) for g in kernels(grads)],
+        "update_ratio": [jnp.log10(jnp.std(a - b) / jnp.std(b)) for a, b in zip(w_after, w_before)],
+        "dist_from_init": [jnp.linalg.norm(w - w0) / jnp.linalg.norm(w0) for w, w0 in zip(w_after, kernels(params0))],
+        "weight_var": [jnp.var(w) for w in w_after],
+        "preact_var": [jnp.var(z) for z in preacts],
+        "dead_fraction": [dead(i, z) for i, z in enumerate(preacts)],
+    }
+    return {k: jnp.stack([jnp.asarray(v, jnp.float32) for v in vals]) for k, vals in out.items()}
+
+
+def parse(text: str) -> int:
+    """``off`` -> 0, ``epoch`` -> 1, ``N`` -> N records per epoch."""
+    from initopt.errors import ConfigError
+
+    text = text.strip().lower()
+    if text == "off":
+        return 0
+    if text == "epoch":
+        return 1
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 1:
+        raise ConfigError(f"--instruments takes off, epoch or a number of records per epoch (>= 1), not {text!r}.")
+    return n
+
+
+def record_steps(steps_per_epoch: int, n_records: int) -> list[int]:
+    """The 1-based step within an epoch after which each record is taken."""
+    n = min(n_records, steps_per_epoch)
+    if n == 0:
+        return []
+    block = steps_per_epoch // n
+    return [block * (r + 1) for r in range(n)]

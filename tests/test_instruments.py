@@ -1,0 +1,101 @@
+"""Instruments recorded inside the compiled epoch, against numpy recomputed from a step-by-step oracle."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from initopt import config, data, instruments, model, runner, train
+from initopt.cli import app
+
+
+def np_kernels(params):
+    layers = params["params"]
+    return [np.asarray(layers[f"Dense_{i}"]["kernel"], np.float64) for i in range(len(layers))]
+
+
+def test_every_instrument_against_numpy(tiny_data):
+    model.set_prng("legacy")
+    ds = data.load(tiny_data)
+    splits, x = data.make_splits(ds), data.example_batch(ds)[0]
+    cfg = config.load(overrides={"model.hidden": [24, 16], "train.epochs": 1, "train.batch_size": 50,
+                                 "train.instruments": 3, "train.lr": 0.05})
+    plan = runner.plan_for(cfg, "momentum", len(splits.train_y))
+    progress = train.initial_progress(plan, x)
+    params0 = jax.tree.map(lambda a: a[0], progress.params0)
+    state = jax.tree.map(lambda a: a[0], progress.state)  # the lone trial's state, for the oracle loop
+    fitted = train.fit(plan, splits, progress)
+    h = fitted.history
+    order = runner.trials_lib.batch_orders(plan, len(splits.train_y))[42][0]
+    steps = instruments.record_steps(len(order), 3)
+    assert h.instrument_steps == steps == [3, 6, 9]  # 10 steps: blocks of 3, the last step unrecorded
+
+    @jax.jit
+    def step(state, x_BxD, y_B):
+        grad_fn = jax.value_and_grad(train.loss_and_accuracy, has_aux=True)
+        _, grads = grad_fn(state.params, state.apply_fn, x_BxD, y_B)
+        return state.apply_gradients(grads=grads), grads
+
+    probe = splits.val_x[: instruments.PROBE_SIZE]
+    expected = {q: [] for q in instruments.QUANTITIES}
+    for s, idx in enumerate(order, start=1):
+        before = state.params
+        state, grads = step(state, splits.train_x[idx], splits.train_y[idx])
+        if s not in steps:
+            continue
+        w_b, w_a, w0, g = np_kernels(before), np_kernels(state.params), np_kernels(params0), np_kernels(grads)
+        _, preacts = state.apply_fn(state.params, probe, return_preacts=True)
+        z = [np.asarray(p, np.float64) for p in preacts]
+        expected["grad_norm"].append([np.linalg.norm(gi) for gi in g])
+        expected["update_ratio"].append([np.log10(np.std(a - b) / np.std(b)) for a, b in zip(w_a, w_b)])
+        expected["dist_from_init"].append([np.linalg.norm(a - b) / np.linalg.norm(b) for a, b in zip(w_a, w0)])
+        expected["weight_var"].append([np.var(a) for a in w_a])
+        expected["preact_var"].append([np.var(zi) for zi in z])
+        expected["dead_fraction"].append([np.mean(np.all(zi <= 0, axis=0)) for zi in z[:-1]] + [np.nan])
+    for q in instruments.QUANTITIES:
+        np.testing.assert_allclose(h.instruments[q][0], expected[q], rtol=1e-5, atol=1e-7, err_msg=q)
+
+
+def test_instruments_need_no_relu_for_the_rest(tiny_data):
+    model.set_prng("legacy")
+    ds = data.load(tiny_data)
+    splits, x = data.make_splits(ds), data.example_batch(ds)[0]
+    cfg = config.load(overrides={"model.hidden": [16], "model.act": "tanh", "train.epochs": 1,
+                                 "train.batch_size": 50, "train.instruments": 1})
+    plan = runner.plan_for(cfg, "sgd", len(splits.train_y))
+    h = train.fit(plan, splits, train.initial_progress(plan, x)).history
+    assert np.isnan(h.instruments["dead_fraction"][0]).all() and np.isfinite(h.instruments["preact_var"][0]).all()
+
+
+def test_parse():
+    assert instruments.parse("off") == 0 and instruments.parse("epoch") == 1 and instruments.parse("8") == 8
+    with pytest.raises(Exception, match="--instruments takes off, epoch"):
+        instruments.parse("0")
+
+
+def test_initializations_compared_by_training(tiny_data, tmp_path):
+    result = CliRunner().invoke(app, ["train", "--init", "kaiming,normal:0.01", "--optimizer", "sgd", "--epochs", "3",
+                                      "--seeds", "2", "--hidden", "32,16", "--batch-size", "50", "--quiet",
+                                      "--data-dir", str(tiny_data), "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out["runs"]) == {"kaiming", "normal:0.01"}
+    assert out["runs"]["normal:0.01"]["init"] == "normal" and out["runs"]["normal:0.01"]["init_scale"] == 0.01
+    (group,) = (tmp_path / "train").iterdir()
+    comparison = json.loads((group / "comparison.json").read_text())
+    (pair,) = comparison["paired"]
+    assert (pair["a"], pair["b"], pair["n"]) == ("kaiming", "normal:0.01", 2)
+    for run in ("kaiming", "normal-0.01"):
+        metrics = json.loads((group / run / "metrics.json").read_text())
+        inst = metrics["instruments"]
+        assert np.asarray(inst["update_ratio"]).shape == (2, 12, 3)  # trials, 4 records x 3 epochs, layers
+        assert len(inst["steps"]) == 12 and (group / run / "instruments.png").read_bytes()[:4] == b"\x89PNG"
+    # The same seeds and batch orders: the first records differ only through the initialization.
+    k = json.loads((group / "kaiming" / "metrics.json").read_text())["instruments"]
+    n = json.loads((group / "normal-0.01" / "metrics.json").read_text())["instruments"]
+    assert np.mean(n["grad_norm"]) < np.mean(k["grad_norm"])  # small weights: vanishing gradients
+    report = CliRunner().invoke(app, ["report", "--out", str(tmp_path), "--json"])
+    assert report.exit_code == 0 and (tmp_path / "report" / "instruments.png").is_file()
