@@ -42,6 +42,7 @@ class Init(str, enum.Enum):
     kaiming_uniform = "kaiming_uniform"
     lecun_normal = "lecun_normal"
     orthogonal = "orthogonal"
+    lsuv = "lsuv"
 
 
 class Act(str, enum.Enum):
@@ -447,6 +448,116 @@ def tune(
         err_console.print("Test accuracies are those of the tuning seeds at the selected rate: optimistic "
                           "(selected on the same seeds); pass --final-seeds for fresh ones.", highlight=False)
     err_console.print(f"Wrote {tune_dir}")
+
+
+# ----------------------------------------------------------------------------- depth
+PHASE_DEFAULT = {"sigma_w2": "1:4:16", "depths": "5:60:12", "width": 128, "steps": 300, "batch": 32}
+PHASE_QUICK = {"sigma_w2": "1:4:4", "depths": "3:12:3", "width": 32, "steps": 60, "batch": 32}
+
+
+def _linspace(text: str, what: str, integer: bool = False) -> list:
+    """``LO:HI:K`` (K evenly spaced values) or a comma list."""
+    from initopt import config
+    from initopt.errors import ConfigError
+
+    try:
+        if ":" in text:
+            lo, hi, k = text.split(":")
+            import numpy as np
+
+            values = np.linspace(float(lo), float(hi), int(k)).tolist()
+        else:
+            values = [float(v) for v in config.parse_list(text, what)]
+    except ValueError:
+        raise ConfigError(f"{what} takes LO:HI:K or a comma list of numbers, not {text!r}.") from None
+    values = [int(round(v)) for v in values] if integer else values
+    if not values or min(values) <= 0 or len(set(values)) != len(values):
+        raise ConfigError(f"{what} needs distinct positive values, not {text!r}.")
+    return values
+
+
+@app.command()
+@handles_errors
+def depth(
+    act: Annotated[Act, typer.Option("--act", help="Activation.")] = Act.tanh,
+    init: Annotated[str, typer.Option("--init", help="Comma list: gaussian (normal), orthogonal, lsuv (with --sigma-w2), or kaiming, xavier, lecun_normal, equal_variance (their own sigma_w^2).")] = "gaussian",
+    sigma_w2: Annotated[float, typer.Option("--sigma-w2", help="Weight variance times fan-in.", min=1e-12)] = 1.76,
+    sigma_b2: Annotated[float, typer.Option("--sigma-b2", help="Bias variance.", min=0.0)] = 0.05,
+    width: Annotated[int, typer.Option("--width", help="Hidden width.", min=1, max=65536)] = 256,
+    n_layers: Annotated[int, typer.Option("--depth", help="Layers of the measured network.", min=1, max=10000)] = 64,
+    jacobian_depths: Annotated[str, typer.Option("--jacobian-depths", help="Depths at which to take the Jacobian's spectrum.")] = "4,16,64",
+    phase: Annotated[bool, typer.Option("--phase", help="Also train the (sigma_w^2, depth) grid: the trainability phase diagram (tanh, sigma_b^2 0.05).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="A small phase grid for tests (well under a minute).")] = False,
+    phase_sigma_w2: Annotated[Optional[str], typer.Option("--phase-sigma-w2", help="sigma_w^2 values, LO:HI:K or a list (default 1:4:16).")] = None,
+    phase_depths: Annotated[Optional[str], typer.Option("--phase-depths", help="Depths, LO:HI:K or a list (default 5:60:12).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="SGD steps per phase cell (default 300).", min=1)] = None,
+    lr: Annotated[float, typer.Option("--lr", help="SGD learning rate of the phase cells.", min=1e-12)] = 0.01,
+    threshold: Annotated[float, typer.Option("--threshold", help="Training accuracy above which a cell counts as trained.", min=0.0, max=1.0)] = 0.5,
+    lsuv_tol: Annotated[float, typer.Option("--lsuv-tol", help="LSUV: stop when |Var - 1| is below this.", min=1e-12)] = 0.1,
+    lsuv_max_iter: Annotated[int, typer.Option("--lsuv-max-iter", help="LSUV: at most this many rescalings per layer.", min=1)] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="PRNG seed of the weights.")] = 0,
+    name: Annotated[Optional[str], typer.Option("--name", help="Directory under OUT/depth.")] = None,
+    data_dir: DataDirOpt = None,
+    out: OutOpt = Path("outputs"),
+    as_json: JsonOpt = False,
+):
+    """Deep-network theory measured: depth scales, signal propagation, Jacobian spectra, trainability, LSUV."""
+    from initopt import config, io
+
+    inits = config.parse_list(init, "--init")
+    jdepths = _linspace(jacobian_depths, "--jacobian-depths", integer=True)
+    if max(jdepths) > n_layers:
+        raise fail(f"--jacobian-depths go up to {max(jdepths)}, deeper than --depth {n_layers}.")
+    grid = PHASE_QUICK if quick else PHASE_DEFAULT
+    sws = _linspace(phase_sigma_w2 or grid["sigma_w2"], "--phase-sigma-w2")
+    depths = _linspace(phase_depths or grid["depths"], "--phase-depths", integer=True)
+    phase_steps = steps or grid["steps"]
+    from initopt import budget, depth as depth_lib
+
+    for i in inits:
+        depth_lib.resolve_init(i, act.value, sigma_w2)
+    budget.check(4 * (784 * width + n_layers * width * width) * 4 + 4 * 784 * width * 3,
+                 f"A network of width {width} and depth {n_layers}")
+    io.ensure_dir(Path(out))
+    run_name = name or (f"{act.value}-sw{sigma_w2:g}-sb{sigma_b2:g}-w{width}-d{n_layers}-" + "_".join(inits)
+                        + ("-phase" + ("-quick" if quick else "") if phase else ""))
+    run_dir = Path(out) / "depth" / run_name
+
+    import time as _time
+
+    from initopt import data as data_lib, env, plots
+
+    start_mark = _time.perf_counter()
+    jax_info = env.setup_jax("legacy")
+    ds = data_lib.load(data_dir)
+    x, _ = data_lib.example_batch(ds)
+    result = depth_lib.run_measurements(x, act.value, inits, sigma_w2, sigma_b2, width, n_layers, jdepths, seed,
+                                        lsuv_tol, lsuv_max_iter)
+    if phase:
+        splits = data_lib.make_splits(ds, phase_steps * grid["batch"], 512, 1)
+        cells = depth_lib.phase_cells(splits, x, sws, depths, grid["width"], phase_steps, grid["batch"], lr, seed,
+                                      on_depth=lambda d: err_console.print(f"phase: depth {d} done", highlight=False))
+        result["phase"] = {**depth_lib.phase_summary(cells, sws, threshold, phase_steps), "width": grid["width"],
+                           "lr": lr, "batch_size": grid["batch"]}
+    result["seconds"] = _time.perf_counter() - start_mark
+    run_dir = io.ensure_dir(run_dir)
+    io.start_rewrite(run_dir)
+    io.save_figure(plots.propagation_figure(result), run_dir / "propagation.png")
+    io.save_figure(plots.jacobian_spectra(result), run_dir / "jacobian_spectrum.png")
+    if phase:
+        io.save_figure(plots.phase_figure(result["phase"]), run_dir / "phase.png")
+    io.write_json(run_dir / "run.json", {"command": "depth", "status": "complete", "seconds": result["seconds"],
+                                        "dataset_sha256": ds.sha256, **env.environment(), **jax_info})
+    io.write_json(run_dir / "metrics.json", result)
+    result["run_dir"] = str(run_dir)
+    if as_json:
+        return emit_json(result)
+    out_console.print(tables.depth_table(result))
+    if phase:
+        p = result["phase"]
+        out_console.print(f"Phase diagram: {p['agree_count']} of {p['n_cells']} cells ({p['agreement']:.0%}) agree: "
+                          f"trained (training accuracy > {p['threshold']}) exactly when depth < 6 xi_c.")
+    err_console.print(f"Wrote {run_dir} ({result['seconds']:.1f} s)")
 
 
 # ----------------------------------------------------------------------------- report

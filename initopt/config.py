@@ -38,6 +38,8 @@ class ModelConfig(_Section):
     act: StrictStr = "relu"
     init: StrictStr = "kaiming"
     scale: Float | None = None  # constant value / normal std / orthogonal gain
+    lsuv_tol: Annotated[float, Field(strict=True, gt=0)] = 0.1  # lsuv: stop when |Var - 1| < tol
+    lsuv_max_iter: Count = 10  # lsuv: at most this many rescalings per layer
 
 
 class DataConfig(_Section):

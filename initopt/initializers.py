@@ -136,7 +136,13 @@ INITIALIZERS: dict[str, InitSpec] = {
         1.0,
         "the gain",
     ),
+    # LSUV (Mishkin and Matas 2015): orthonormal weights here, then rescaled layer by layer on the
+    # example batch by :func:`initopt.model.init_params` (data-dependent: no variance rule).
+    "lsuv": InitSpec(
+        lambda layer, act, s: jax.nn.initializers.orthogonal(scale=1.0), lambda *a: None
+    ),
 }
+DATA_DEPENDENT = ("lsuv",)
 
 
 def canonical_name(name: str) -> str:

@@ -70,4 +70,17 @@ def init_params(model_cfg, x_example, seed: int = 42):
     """
     model = make_model(model_cfg.hidden, model_cfg.act, model_cfg.init, model_cfg.scale)
     example = jax.ShapeDtypeStruct(tuple(np.shape(x_example)), jnp.float32)
-    return model.lazy_init(jax.random.PRNGKey(seed), example)
+    params = model.lazy_init(jax.random.PRNGKey(seed), example)
+    if model_cfg.init == "lsuv":
+        params = lsuv_params(params, x_example, model_cfg.act, model_cfg.lsuv_tol, model_cfg.lsuv_max_iter)
+    return params
+
+
+def lsuv_params(params, x_example, act: str, tol: float, max_iter: int):
+    """LSUV on the MLP's parameters: each Dense layer's output rescaled to unit variance on the batch."""
+    from initopt.depth import lsuv
+
+    dense = params["params"]
+    layers = [(dense[f"Dense_{i}"]["kernel"], dense[f"Dense_{i}"]["bias"]) for i in range(len(dense))]
+    layers, _ = lsuv(layers, jnp.asarray(x_example).reshape(len(x_example), -1), act, tol, max_iter)
+    return {"params": {f"Dense_{i}": {"kernel": w, "bias": b} for i, (w, b) in enumerate(layers)}}

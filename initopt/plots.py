@@ -389,3 +389,77 @@ def instruments_side_by_side(runs: list[dict]):
         row[0].set_ylabel(run["name"], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def propagation_figure(result: dict):
+    """Measured pre-activation variance and correlation per layer (points) against the maps (lines)."""
+    fig, (ax_q, ax_c) = _subplots(1, 2, figsize=(11, 4.2))
+    for i, run in enumerate(result["propagation"]):
+        layers = np.arange(1, len(run["measured"]["q"]) + 1)
+        color = f"C{i}"
+        label = f"{run['init']} (sigma_w^2 {run['sigma_w2']:.3g})"
+        ax_q.plot(layers, run["predicted"]["q"], "-", color=color, label=f"{label}: q-map")
+        ax_q.plot(layers, run["measured"]["q"], "o", ms=3, color=color, alpha=0.7, label=f"{label}: measured")
+        ax_c.plot(layers, run["predicted"]["c"], "-", color=color, label=f"{label}: c-map")
+        ax_c.plot(layers, run["measured"]["c"], "o", ms=3, color=color, alpha=0.7, label=f"{label}: measured")
+    if all(min(r["measured"]["q"]) > 0 for r in result["propagation"]):
+        ax_q.set_yscale("log")
+    ax_q.set(xlabel="layer", ylabel="pre-activation variance q", title="variance map")
+    ax_c.set(xlabel="layer", ylabel="correlation of two inputs c", title="correlation map")
+    ax_q.legend(fontsize=6)
+    ax_c.legend(fontsize=6)
+    t = result["theory"]
+    fig.suptitle(f"{t['act']}, sigma_w^2 {t['sigma_w2']:.3g}, sigma_b^2 {t['sigma_b2']:.3g}: q* {t['q_star']:.3g}, "
+                 f"chi_1 {t['chi_1']:.3g} ({t['phase']}), xi_c {t['xi_c']:.3g}, width {result['width']}")
+    fig.tight_layout()
+    return fig
+
+
+def jacobian_spectra(result: dict):
+    """Histograms of the input-output Jacobian's singular values, one panel per depth, one colour per init."""
+    spectra = result["jacobian"]
+    depths = sorted({s["depth"] for s in spectra})
+    fig, axes = _subplots(1, len(depths), figsize=(4.2 * len(depths), 3.8), squeeze=False)
+    inits = list(dict.fromkeys(s["init"] for s in spectra))
+    for ax, d in zip(axes[0], depths):
+        for s in (s for s in spectra if s["depth"] == d):
+            sv = np.asarray(s["singular_values"], np.float64)
+            sv = sv[sv > 0]
+            color = f"C{inits.index(s['init'])}"
+            counts, edges = np.histogram(np.log10(sv), bins=40)
+            ax.stairs(counts, edges, fill=True, alpha=0.45, color=color,
+                      label=f"{s['init']}: E[s^2] {s['summary']['mean_sq']:.3g}, std log s {s['summary']['std_log']:.2g}")
+        ax.set(xlabel="log10 singular value", ylabel="count", title=f"depth {d}")
+        ax.legend(fontsize=6)
+    fig.suptitle(f"Input-output Jacobian at initialization ({result['theory']['act']}, width {result['width']})")
+    fig.tight_layout()
+    return fig
+
+
+def phase_figure(phase: dict):
+    """Training accuracy over (sigma_w^2, depth) with the 6 xi_c line."""
+    cells = phase["cells"]
+    sws = sorted({c["sigma_w2"] for c in cells})
+    depths = sorted({c["depth"] for c in cells})
+    grid = np.full((len(depths), len(sws)), np.nan)
+    for c in cells:
+        grid[depths.index(c["depth"]), sws.index(c["sigma_w2"])] = np.nan if c["train_acc"] is None else c["train_acc"]
+    fig, ax = _subplots(figsize=(7.5, 5))
+    sw_edges = np.r_[sws[0] - (sws[1] - sws[0]) / 2 if len(sws) > 1 else sws[0] - 0.5,
+                     [(a + b) / 2 for a, b in zip(sws, sws[1:])],
+                     sws[-1] + (sws[-1] - sws[-2]) / 2 if len(sws) > 1 else sws[0] + 0.5]
+    d_edges = np.r_[depths[0] - (depths[1] - depths[0]) / 2 if len(depths) > 1 else depths[0] - 0.5,
+                    [(a + b) / 2 for a, b in zip(depths, depths[1:])],
+                    depths[-1] + (depths[-1] - depths[-2]) / 2 if len(depths) > 1 else depths[0] + 0.5]
+    mesh = ax.pcolormesh(sw_edges, d_edges, grid, cmap="viridis", vmin=0.1, vmax=1.0, shading="flat")
+    fig.colorbar(mesh, ax=ax, label=f"training accuracy after {phase['steps']} SGD steps")
+    line_sw = np.linspace(sw_edges[0], sw_edges[-1], 200)
+    six_xi = np.interp(line_sw, phase["xi_line"]["sigma_w2"], np.minimum(phase["xi_line"]["six_xi_c"], 1e6))
+    ax.plot(line_sw, six_xi, color="w", lw=2, label="6 xi_c (theory)")
+    ax.set_ylim(d_edges[0], d_edges[-1])
+    ax.set(xlabel="sigma_w^2", ylabel="depth",
+           title=f"Trainability, tanh, sigma_b^2 {phase['sigma_b2']}: agreement {phase['agreement']:.0%} "
+                 f"(trained: accuracy > {phase['threshold']})")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -134,3 +134,21 @@ def tune_table(result: dict) -> Table:
             row.append("not reached" if not ttt or ttt["epoch"] is None else f"{ttt['epoch']:g}")
         table.add_row(*row)
     return table
+
+
+def depth_table(result: dict) -> Table:
+    table = Table(title=f"Signal propagation, {result['act']}, sigma_b^2 {result['sigma_b2']:g}, width {result['width']}")
+    for col in ("init", "sigma_w^2", "q*", "chi_1", "phase", "xi_c", "6 xi_c", "q error (last layer)",
+                "c error (last layer)"):
+        table.add_column(col, justify="right")
+    for p in result["propagation"]:
+        t = p["theory"]
+        q_err = p["measured"]["q"][-1] / p["predicted"]["q"][-1] - 1 if p["predicted"]["q"][-1] else None
+        c_err = p["measured"]["c"][-1] - p["predicted"]["c"][-1]
+        table.add_row(p["init"], f"{p['sigma_w2']:.4g}", fmt(t["q_star"]), fmt(t["chi_1"]), t["phase"], fmt(t["xi_c"]),
+                      fmt(t["trainable_depth"]), "-" if q_err is None else f"{q_err:+.1%}", f"{c_err:+.3f}")
+    for j in result["jacobian"]:
+        s = j["summary"]
+        table.add_row(f"J {j['init']}", f"depth {j['depth']}", "", "", "", "", "",
+                      f"mean s^2 {s['mean_sq']:.3g}", f"std log s {fmt(s['std_log'])}, max/min {fmt(s['max_over_min'])}")
+    return table

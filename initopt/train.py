@@ -172,8 +172,8 @@ class Progress:
     compile_seconds: float = 0.0
 
 
-def initial_progress(plan: Plan, x_example: np.ndarray) -> Progress:
-    state = trials_lib.initial_state(plan, x_example)
+def initial_progress(plan: Plan, x_example: np.ndarray, params_T=None) -> Progress:
+    state = trials_lib.initial_state(plan, x_example, params_T)
     best = jax.tree.map(jnp.copy, state.params)
     params0 = jax.tree.map(jnp.copy, state.params)
     return Progress(state=state, best_params=best, history=History.empty(plan.n_trials), params0=params0, epoch=0)

@@ -76,9 +76,11 @@ def transformation(optimizer: OptimizerSpec, static: tuple, schedule: ScheduleSp
     return hp_lib.inject(optimizer.factory, optax_schedule(schedule), defaults, static)
 
 
-def initial_state(plan: Plan, x_example: np.ndarray) -> TrainState:
-    """Stacked parameters (``model.init(PRNGKey(seed), example)`` per trial) and optimizer states."""
-    params_T = stack_trees([init_params(plan.model, x_example, t.seed) for t in plan.trials])
+def initial_state(plan: Plan, x_example: np.ndarray, params_T=None) -> TrainState:
+    """Stacked parameters (``model.init(PRNGKey(seed), example)`` per trial, unless ``params_T``
+    gives them, e.g. one initialization scale per trial) and optimizer states."""
+    if params_T is None:
+        params_T = stack_trees([init_params(plan.model, x_example, t.seed) for t in plan.trials])
     keys = sorted(plan.trials[0].values)
     hp_T = {k: jnp.asarray([t.values[k] for t in plan.trials], jnp.float32) for k in keys}
     tx = transformation(plan.optimizer, plan.static, plan.schedule)
