@@ -118,6 +118,17 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_interruptible(work, resume_hint: str):
+    """``work()`` with SIGTERM handled as Ctrl-C; either ends in one sentence: 130 (Ctrl-C) or 143 (SIGTERM)."""
+    try:
+        with sigterm_as_interrupt():
+            return work()
+    except KeyboardInterrupt as e:
+        how = "Terminated (SIGTERM)" if isinstance(e, Terminated) else "Interrupted"
+        raise fail(f"{how}; run the same command again to resume {resume_hint}.",
+                   code=143 if isinstance(e, Terminated) else 130) from None
+
+
 def emit_json(obj) -> None:
     from initopt import io
 
@@ -332,15 +343,10 @@ def train(
     ds = data_lib.load(data_dir or cfg.data.data_dir)
     splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
     x_example, _ = data_lib.example_batch(ds)
-    try:
-        with sigterm_as_interrupt():
-            results = experiment.train_arms(experiment.arms(cfg, inits), group_dir, splits, x_example,
-                                            {**env.environment(), **jax_info}, overwrite,
-                                            _epoch_hooks(quiet, cfg.train.epochs))
-    except KeyboardInterrupt as e:
-        how = "Terminated (SIGTERM)" if isinstance(e, Terminated) else "Interrupted"
-        raise fail(f"{how}; run the same command again to resume the runs in {group_dir}.",
-                   code=143 if isinstance(e, Terminated) else 130) from None
+    results = run_interruptible(
+        lambda: experiment.train_arms(experiment.arms(cfg, inits), group_dir, splits, x_example,
+                                      {**env.environment(), **jax_info}, overwrite, _epoch_hooks(quiet, cfg.train.epochs)),
+        f"the runs in {group_dir}")
     for label, metrics in results.items():
         if metrics.get("skipped"):
             if not quiet:
@@ -420,14 +426,10 @@ def tune(
                  f"Tuning {biggest} trials of hidden sizes {config.describe_hidden(cfg.model.hidden)}")
     x_example, _ = data_lib.example_batch(ds)
     io.remove_files(tune_dir, "tune.json")  # from here on, an old result must not look complete
-    try:
-        with sigterm_as_interrupt():
-            result = tune_lib.run(cfg, names, grids, tune_dir, splits, x_example, {**env.environment(), **jax_info},
-                                  overwrite, _epoch_hooks(quiet, cfg.train.epochs))
-    except KeyboardInterrupt as e:
-        how = "Terminated (SIGTERM)" if isinstance(e, Terminated) else "Interrupted"
-        raise fail(f"{how}; run the same command again to resume the tuning in {tune_dir}.",
-                   code=143 if isinstance(e, Terminated) else 130) from None
+    result = run_interruptible(
+        lambda: tune_lib.run(cfg, names, grids, tune_dir, splits, x_example, {**env.environment(), **jax_info},
+                             overwrite, _epoch_hooks(quiet, cfg.train.epochs)),
+        f"the tuning in {tune_dir}")
     io.save_figure(plots.lr_sensitivity(result), tune_dir / "lr_sensitivity.png")
     io.save_figure(plots.budget_curves(result), tune_dir / "budget.png")
     io.save_figure(plots.final_results(result), tune_dir / "final.png")

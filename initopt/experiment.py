@@ -91,13 +91,8 @@ def train_arms(
                      f"{cfg.train.seeds} trial(s)")
     results = {}
     for label, (cfg, plan) in plans.items():
-        on_epoch, on_resume, on_done = hooks(label) if hooks else (None, None, None)
         run_dir = group_dir / run_dir_name(label)
-        try:
-            metrics = runner.run(cfg, plan, run_dir, splits, x_example, environment, overwrite, on_epoch, on_resume)
-        finally:
-            if on_done is not None:
-                on_done()
+        metrics = runner.run_labelled(cfg, plan, run_dir, splits, x_example, environment, overwrite, hooks, label)
         metrics["run_dir"] = str(run_dir)
         results[label] = metrics
     return results

@@ -224,3 +224,16 @@ def run(
     })
     io.write_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def run_labelled(cfg: Config, plan: trials_lib.Plan, run_dir: Path, splits: Splits, x_example: np.ndarray,
+                 environment: dict, overwrite: bool, hooks: Callable[[str], tuple] | None, label: str,
+                 command: str = "train") -> dict:
+    """:func:`run` with display callbacks ``hooks(label) -> (on_epoch, on_resume, on_done)``; ``on_done``
+    runs on every way out (a progress bar stops before any message)."""
+    on_epoch, on_resume, on_done = hooks(label) if hooks else (None, None, None)
+    try:
+        return run(cfg, plan, run_dir, splits, x_example, environment, overwrite, on_epoch, on_resume, command)
+    finally:
+        if on_done is not None:
+            on_done()

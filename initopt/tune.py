@@ -148,14 +148,9 @@ def run(cfg: Config, optimizers: tuple[str, ...], grids: dict[str, list[float]],
     result: dict = {"tuning_seeds": tuning_seeds, "final_seeds": final_seeds, "target": t.target,
                     "epochs": cfg.train.epochs, "optimizers": {}}
     for name, plan in plans.items():
-        on_epoch, on_resume, on_done = hooks(f"{name} grid") if hooks else (None, None, None)
         run_dir = tune_dir / _slug(name) / "grid"
-        try:
-            metrics = runner.run(cfg, plan, run_dir, splits, x_example, environment, overwrite, on_epoch, on_resume,
-                                 command="tune")
-        finally:
-            if on_done is not None:
-                on_done()
+        metrics = runner.run_labelled(cfg, plan, run_dir, splits, x_example, environment, overwrite, hooks,
+                                      f"{name} grid", command="tune")
         rows = grid_scores(metrics, grids[name])
         chosen = select(rows)
         per_model = metrics["seconds_per_model_epoch"] or math.nan
@@ -185,14 +180,9 @@ def _final(cfg, name, entry, final_seeds, tune_dir, splits, x_example, environme
                 **_summary(row["test_per_seed"]), "optimistic": True,
                 "time_to_target": _median_time(entry["trials"], lr, entry["seconds_per_model_epoch"], cfg.tune.target)}
     plan = runner.plan_for(cfg, name, len(splits.train_y), lrs=[lr], seeds=final_seeds)
-    on_epoch, on_resume, on_done = hooks(f"{name} final") if hooks else (None, None, None)
     run_dir = tune_dir / _slug(name) / "final"
-    try:
-        metrics = runner.run(cfg, plan, run_dir, splits, x_example, environment, overwrite, on_epoch, on_resume,
-                             command="tune")
-    finally:
-        if on_done is not None:
-            on_done()
+    metrics = runner.run_labelled(cfg, plan, run_dir, splits, x_example, environment, overwrite, hooks,
+                                  f"{name} final", command="tune")
     tests = metrics["test_acc_per_seed"]
     return {"lr": lr, "seeds": final_seeds, "test_per_seed": tests, **_summary(tests), "optimistic": False,
             "run_dir": str(run_dir), "val_scores": [t["val_scores"] for t in metrics["trials"]],
