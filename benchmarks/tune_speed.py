@@ -43,9 +43,11 @@ def main() -> None:
         start = time.perf_counter()
         for lr in lrs:
             for s in range(args.seeds):
-                subprocess.run([*base, "train", "--optimizer", args.optimizer, "--lr", f"{lr:.6g}", "--seed",
-                                str(42 + s), "--epochs", str(args.epochs), "--quiet", "--out", out + "/separate"],
-                               env=env, check=True, capture_output=True)
+                done = subprocess.run([*base, "train", "--optimizer", args.optimizer, "--lr", f"{lr:.6g}", "--seed",
+                                       str(42 + s), "--epochs", str(args.epochs), "--quiet", "--out",
+                                       out + "/separate"], env=env, capture_output=True)
+                if done.returncode not in (0, 3):  # 3: that trial diverged, as it may in a grid
+                    raise RuntimeError(done.stderr.decode()[-2000:])
         separate_seconds = time.perf_counter() - start
     trials = len(lrs) * args.seeds
     print(json.dumps({"trials": trials, "epochs": args.epochs, "tune_seconds": tune_seconds,
