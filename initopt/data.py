@@ -307,11 +307,16 @@ def epoch_permutations(n: int, epochs: int, seed: int = SPLIT_SEED) -> np.ndarra
     return perms
 
 
-def batch_order(n: int, batch_size: int, epochs: int, seed: int = SPLIT_SEED) -> np.ndarray:
-    """Positions into the training split per batch, last partial batch dropped: (E, B, batch)."""
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Full batches per epoch (the last partial batch is dropped); the one check of the batch size."""
     if batch_size > n:
         raise DataError(f"Batch size {batch_size} exceeds the {n} training examples.")
-    n_batches = n // batch_size
+    return n // batch_size
+
+
+def batch_order(n: int, batch_size: int, epochs: int, seed: int = SPLIT_SEED) -> np.ndarray:
+    """Positions into the training split per batch, last partial batch dropped: (E, B, batch)."""
+    n_batches = steps_per_epoch(n, batch_size)
     perms = epoch_permutations(n, epochs, seed)
     return perms[:, : n_batches * batch_size].reshape(epochs, n_batches, batch_size)
 

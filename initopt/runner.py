@@ -45,8 +45,6 @@ def plan_for(cfg: Config, optimizer: str, n_train: int, lrs: list[float] | None 
     lrs = lrs or [optimizer_specs.reference_lr(spec, t.lr)]
     optimizer_specs.check(spec, lrs[0], values)
     steps = trials_lib.steps_per_epoch(n_train, t.batch_size)
-    if steps < 1:
-        raise InitoptError(f"Batch size {t.batch_size} exceeds the {n_train} training examples.")
     warmup = None if t.warmup_epochs is None else t.warmup_epochs * steps
     schedule = ScheduleSpec(t.schedule, t.epochs * steps, warmup)
     seeds = seeds or [t.seed + i for i in range(t.seeds)]

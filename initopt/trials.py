@@ -102,7 +102,7 @@ def batch_orders(plan: Plan, n_train: int) -> dict[int, np.ndarray]:
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    return n_train // batch_size
+    return data_lib.steps_per_epoch(n_train, batch_size)
 
 
 # ----------------------------------------------------------------------------- devices
