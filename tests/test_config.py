@@ -15,6 +15,8 @@ def test_shipped_configs_load():
     assert smoke.train.optimizers == ("sgd", "momentum", "adam") and smoke.data.train_limit == 4096
     assert config.load("configs/tutorial.toml").train.epochs == 40
     assert config.load("configs/seeds.toml").train.seeds == 8
+    tune = config.load("configs/tune.toml").tune
+    assert tune.final_seeds == 8 and tune.target == 0.88 and len(tune.lr_grid["adam"]) == 7
 
 
 def test_options_override_the_file(tmp_path):
@@ -46,3 +48,12 @@ def test_parse_hidden():
     assert config.parse_hidden("3x64") == (64, 64, 64)
     with pytest.raises(ConfigError):
         config.parse_hidden("0x5")
+
+
+def test_parse_inits():
+    assert config.parse_inits("kaiming, normal:0.01") == [("kaiming", None), ("normal", 0.01)]
+    for bad, text in (("kaiming,,xavier", "without empty items"), ("kaiming:2", "takes no scale"),
+                      ("normal:x", "NAME or NAME:SCALE"), ("nope", "Unknown initializer"),
+                      ("xavier,xavier", "twice")):
+        with pytest.raises(ConfigError, match=text):
+            config.parse_inits(bad)
