@@ -457,27 +457,6 @@ PHASE_DEFAULT = {"sigma_w2": "1:4:16", "depths": "5:60:12", "width": 128, "steps
 PHASE_QUICK = {"sigma_w2": "1:4:4", "depths": "3:12:3", "width": 32, "steps": 60, "batch": 32}
 
 
-def _linspace(text: str, what: str, integer: bool = False) -> list:
-    """``LO:HI:K`` (K evenly spaced values) or a comma list."""
-    from initopt import config
-    from initopt.errors import ConfigError
-
-    try:
-        if ":" in text:
-            lo, hi, k = text.split(":")
-            import numpy as np
-
-            values = np.linspace(float(lo), float(hi), int(k)).tolist()
-        else:
-            values = [float(v) for v in config.parse_list(text, what)]
-    except ValueError:
-        raise ConfigError(f"{what} takes LO:HI:K or a comma list of numbers, not {text!r}.") from None
-    values = [int(round(v)) for v in values] if integer else values
-    if not values or min(values) <= 0 or len(set(values)) != len(values):
-        raise ConfigError(f"{what} needs distinct positive values, not {text!r}.")
-    return values
-
-
 @app.command()
 @handles_errors
 def depth(
@@ -506,15 +485,16 @@ def depth(
     """Deep-network theory measured: depth scales, signal propagation, Jacobian spectra, trainability, LSUV."""
     from initopt import config, io
 
+    from initopt import budget, depth as depth_lib
+
     inits = config.parse_list(init, "--init")
-    jdepths = _linspace(jacobian_depths, "--jacobian-depths", integer=True)
+    jdepths = depth_lib.parse_values(jacobian_depths, "--jacobian-depths", integer=True)
     if max(jdepths) > n_layers:
         raise fail(f"--jacobian-depths go up to {max(jdepths)}, deeper than --depth {n_layers}.")
     grid = PHASE_QUICK if quick else PHASE_DEFAULT
-    sws = _linspace(phase_sigma_w2 or grid["sigma_w2"], "--phase-sigma-w2")
-    depths = _linspace(phase_depths or grid["depths"], "--phase-depths", integer=True)
+    sws = depth_lib.parse_values(phase_sigma_w2 or grid["sigma_w2"], "--phase-sigma-w2")
+    depths = depth_lib.parse_values(phase_depths or grid["depths"], "--phase-depths", integer=True)
     phase_steps = steps or grid["steps"]
-    from initopt import budget, depth as depth_lib
 
     for i in inits:
         depth_lib.resolve_init(i, act.value, sigma_w2)

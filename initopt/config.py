@@ -80,7 +80,7 @@ class Config(_Section):
     tune: TuneConfig = TuneConfig()
     optimizer: dict[StrictStr, dict[StrictStr, HyperValue]] = {}  # [optimizer.NAME] tables
 
-    def hyperparams_for(self, spec_name: str, keys: set[str], open_kwargs: bool) -> dict[str, Any]:
+    def hyperparams_for(self, spec_name: str, keys: set[str]) -> dict[str, Any]:
         """The hyperparameters the configuration gives one optimizer: ``train.beta`` /
         ``train.weight_decay`` where it has such a key, then its ``[optimizer.NAME]`` table,
         then ``--hyper``."""

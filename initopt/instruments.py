@@ -68,10 +68,14 @@ def parse(text: str) -> int:
     return n
 
 
+def blocks(steps_per_epoch: int, n_records: int) -> tuple[int, int]:
+    """(records, steps per block): an epoch runs ``records`` blocks, each recorded after its last
+    step, then the remaining ``steps_per_epoch - records * block`` steps unrecorded."""
+    n = min(n_records, steps_per_epoch)
+    return n, (steps_per_epoch // n if n else 0)
+
+
 def record_steps(steps_per_epoch: int, n_records: int) -> list[int]:
     """The 1-based step within an epoch after which each record is taken."""
-    n = min(n_records, steps_per_epoch)
-    if n == 0:
-        return []
-    block = steps_per_epoch // n
+    n, block = blocks(steps_per_epoch, n_records)
     return [block * (r + 1) for r in range(n)]

@@ -6,6 +6,7 @@ Each function returns a Figure; :func:`initopt.io.save_figure` writes it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -386,7 +387,10 @@ def instruments_side_by_side(runs: list[dict]):
     for row, run in zip(axes, runs):
         for ax, quantity in zip(row, INSTRUMENT_PANELS):
             _instrument_panel(ax, run["metrics"]["instruments"], quantity, legend=ax is row[0])
-        row[0].set_ylabel(run["name"], fontsize=8)
+        short = "/".join(Path(run["name"]).parts[-2:])  # the group and the run: full paths crowd the row
+        title = row[0].get_title()
+        row[0].set_title("")
+        row[0].set_title(f"{short}\n{title}", fontsize=8, loc="left")
     fig.tight_layout()
     return fig
 

@@ -40,7 +40,7 @@ def plan_for(cfg: Config, optimizer: str, n_train: int, lrs: list[float] | None 
     spec = optimizer_specs.resolve(optimizer)
     t = cfg.train
     keys = {k for k, _ in spec.defaults}
-    values = cfg.hyperparams_for(spec.name, keys, spec.open_kwargs)
+    values = cfg.hyperparams_for(spec.name, keys)
     data, static = spec.split(values)
     lrs = lrs or [optimizer_specs.reference_lr(spec, t.lr)]
     optimizer_specs.check(spec, lrs[0], values)

@@ -57,13 +57,12 @@ def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB, params0=N
 
     lr = lambda st: getattr(st.opt_state, "learning_rate", jnp.float32(jnp.nan))  # noqa: E731
     n_steps = order_SxB.shape[0]
-    n_records = min(n_records, n_steps)
+    n_records, block = instruments.blocks(n_steps, n_records)
     if n_records == 0:
         state, (loss_S, acc_S) = jax.lax.scan(step, state, order_SxB)
         return state, {"loss": loss_S.mean(), "acc": acc_S.mean(), "finite": _finite(loss_S, state.params),
                        "lr": lr(state)}
 
-    block = n_steps // n_records
     blocks_RxKxB = order_SxB[: n_records * block].reshape(n_records, block, -1)
 
     def recorded_block(state, idx_KxB):
@@ -174,9 +173,9 @@ class Progress:
 
 def initial_progress(plan: Plan, x_example: np.ndarray, params_T=None) -> Progress:
     state = trials_lib.initial_state(plan, x_example, params_T)
-    best = jax.tree.map(jnp.copy, state.params)
-    params0 = jax.tree.map(jnp.copy, state.params)
-    return Progress(state=state, best_params=best, history=History.empty(plan.n_trials), params0=params0, epoch=0)
+    best = jax.tree.map(jnp.copy, state.params)  # survives the donation of the state to the first epoch
+    # The initial parameters are the first best ones: one copy serves both (keep_best makes new arrays).
+    return Progress(state=state, best_params=best, history=History.empty(plan.n_trials), params0=best, epoch=0)
 
 
 def fit(plan: Plan, splits: data_lib.Splits, progress: Progress,
