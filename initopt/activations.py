@@ -35,7 +35,8 @@ def second_moment(act: str, q: float) -> float:
     if act in _CLOSED_FORM_RATIO:
         return _CLOSED_FORM_RATIO[act] * q
     z = np.sqrt(q) * _NODES
-    values = np.asarray(ACTIVATIONS[act](z.astype(np.float64)), dtype=np.float64)
+    with jax.ensure_compile_time_eval():  # a constant, also while a jitted init is being traced
+        values = np.asarray(ACTIVATIONS[act](z.astype(np.float64)), dtype=np.float64)
     return float(np.sum(_WEIGHTS * values**2) / np.sqrt(2 * np.pi))
 
 

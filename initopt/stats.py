@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -13,8 +14,7 @@ import optax
 from initopt.activations import second_moment
 from initopt.config import ModelConfig
 from initopt.initializers import weight_variances
-from initopt.model import REFERENCE_HIDDEN, init_params, make_model
-from initopt.trials import stack_trees
+from initopt.model import REFERENCE_HIDDEN, init_cells, init_params, make_model
 
 # The reference experiment's grid: (init, scale) x activation.
 GRID_INITS = (
@@ -52,12 +52,13 @@ def layer_arrays(hidden: tuple[int, ...], act: str, params, x_BxD, y_B):
 
 
 @functools.partial(jax.jit, static_argnames=("hidden", "acts"))
-def grid_layer_arrays(hidden: tuple[int, ...], acts: tuple[str, ...], stacked_params, x_BxD, y_B):
-    """:func:`layer_arrays` for many cells in one program: ``stacked_params[a]`` holds the
-    parameters of every initializer for activation ``acts[a]``, stacked on a leading axis."""
+def grid_layer_arrays(hidden: tuple[int, ...], acts: tuple[str, ...], params_per_row, x_BxD, y_B):
+    """:func:`layer_arrays` for many cells in one program: ``params_per_row[a]`` holds parameter
+    trees for activation ``acts[a]``, each stacked on a leading axis; a row's trees are joined."""
     out = []
-    for act, params_I in zip(acts, stacked_params):
+    for act, trees in zip(acts, params_per_row):
         model = make_model(hidden, act)
+        params_I = jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *trees)
         out.append(jax.lax.map(lambda p, m=model: _layer_arrays(m, p, x_BxD, y_B), params_I))
     return out
 
@@ -120,8 +121,11 @@ def _stats_of_cells(rows: list[list[tuple[ModelConfig, int]]], x_BxD, y_B) -> li
     """Statistics of (config, seed) cells, one row per activation, in one compiled program."""
     hidden = tuple(rows[0][0][0].hidden)
     acts = tuple(row[0][0].act for row in rows)
-    stacked = [stack_trees([init_params(cfg, x_BxD, seed) for cfg, seed in row]) for row in rows]
-    out = grid_layer_arrays(hidden, acts, stacked, jnp.asarray(x_BxD), jnp.asarray(y_B))
+    # One init cell per run of equal configs in a row (all of them for --seeds), stacked over seeds.
+    groups = [list(g) for row in rows for _, g in itertools.groupby(row, key=lambda cell: cell[0])]
+    params = iter(init_cells([(g[0][0], [seed for _, seed in g]) for g in groups], x_BxD))
+    per_row = [[next(params) for _ in itertools.groupby(row, key=lambda cell: cell[0])] for row in rows]
+    out = grid_layer_arrays(hidden, acts, per_row, jnp.asarray(x_BxD), jnp.asarray(y_B))
     return [[summarize(cfg, jax.tree.map(lambda a, i=i: a[i], arrays_I), x_BxD) for i, (cfg, _) in enumerate(row)]
             for row, arrays_I in zip(rows, out)]
 

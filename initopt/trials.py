@@ -24,7 +24,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from initopt import hyperparams as hp_lib
 from initopt import data as data_lib
 from initopt.config import ModelConfig
-from initopt.model import apply_fn, init_params
+from initopt.model import apply_fn, init_cells
 from initopt.optimizer_specs import OptimizerSpec
 from initopt.schedules import ScheduleSpec, optax_schedule
 
@@ -76,15 +76,21 @@ def transformation(optimizer: OptimizerSpec, static: tuple, schedule: ScheduleSp
     return hp_lib.inject(optimizer.factory, optax_schedule(schedule), defaults, static)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _init_opt_states(tx: optax.GradientTransformation, params_T, hp_T):
+    """Every trial's optimizer state in one program (not one small program per leaf)."""
+    return jax.vmap(tx.init)(params_T, hp_T)
+
+
 def initial_state(plan: Plan, x_example: np.ndarray, params_T=None) -> TrainState:
     """Stacked parameters (``model.init(PRNGKey(seed), example)`` per trial, unless ``params_T``
     gives them, e.g. one initialization scale per trial) and optimizer states."""
     if params_T is None:
-        params_T = stack_trees([init_params(plan.model, x_example, t.seed) for t in plan.trials])
+        (params_T,) = init_cells([(plan.model, [t.seed for t in plan.trials])], x_example)
     keys = sorted(plan.trials[0].values)
-    hp_T = {k: jnp.asarray([t.values[k] for t in plan.trials], jnp.float32) for k in keys}
+    hp_T = {k: np.asarray([t.values[k] for t in plan.trials], np.float32) for k in keys}
     tx = transformation(plan.optimizer, plan.static, plan.schedule)
-    opt_state_T = jax.vmap(tx.init)(params_T, hp_T)
+    opt_state_T = _init_opt_states(tx, params_T, hp_T)
     apply = apply_fn(tuple(plan.model.hidden), plan.model.act)
     return TrainState(step=jnp.zeros(plan.n_trials, jnp.int32), apply_fn=apply, params=params_T, tx=tx,
                       opt_state=opt_state_T)

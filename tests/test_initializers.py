@@ -80,3 +80,27 @@ def test_scale_validation():
     with pytest.raises(ConfigError, match="Unknown initializer 'nope'"):
         inits.resolve_scale("nope", None)
     assert inits.canonical_name("Equal-Variance") == "equal_variance"
+
+
+@pytest.mark.parametrize("prng", ["legacy", "modern"])
+def test_jitted_init_gives_the_reference_bits(prng):
+    """model.init_cells (one compiled program) against the reference's op-by-op model.init, for every
+    initializer and every activation-dependent gain, several seeds at once: the same bits, not merely close."""
+    from initopt import config
+    from initopt.model import init_cells, set_prng
+
+    before = jax.config.jax_threefry_partitionable
+    set_prng(prng)
+    try:
+        x = np.random.default_rng(0).normal(size=(8, 48)).astype(np.float32)
+        names = [n for n in inits.INITIALIZERS if n not in inits.DATA_DEPENDENT] if prng == "legacy" else ["kaiming"]
+        # Every initializer with relu; the activation-dependent gains with every activation.
+        pairs = [(n, "relu") for n in names] + [(n, a) for n in names if n.startswith("kaiming") for a in ACTIVATIONS]
+        cells = [(config.ModelConfig(init=n, act=a, hidden=(40, 24)), [0, 42, 7]) for n, a in dict.fromkeys(pairs)]
+        for (cfg, seeds), got in zip(cells, init_cells(cells, x)):
+            for k, seed in enumerate(seeds):
+                ref = make_model(cfg.hidden, cfg.act, cfg.init, cfg.scale).init(jax.random.PRNGKey(seed), x)
+                for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got)):
+                    assert np.array_equal(np.asarray(a), np.asarray(b)[k]), (cfg.init, cfg.act, seed)
+    finally:
+        jax.config.update("jax_threefry_partitionable", before)
