@@ -69,13 +69,15 @@ _INIT_COMPILER_OPTIONS = {"xla_disable_hlo_passes": "algsimp"}
 
 
 @functools.partial(jax.jit, static_argnames=("cells", "shape"), compiler_options=_INIT_COMPILER_OPTIONS)
-def _init_cells(keys_per_cell, cells: tuple, shape: tuple[int, ...]):
-    """``model.init(key, example)`` for each cell's keys (stacked), every cell in one program."""
+def _init_cells(seed_sets, cells: tuple, shape: tuple[int, ...]):
+    """``model.init(PRNGKey(seed), example)`` for every cell ``(hidden, act, init, scale, s)``, vmapped
+    over the seeds ``seed_sets[s]`` (uint32), every cell in one program. Cells that share a seed set
+    share its argument, so XLA computes their common random bits once (the grid's 18 cells)."""
     example = jax.ShapeDtypeStruct(shape, jnp.float32)
     out = []
-    for (hidden, act, init, scale), keys_Kx2 in zip(cells, keys_per_cell):
+    for hidden, act, init, scale, s in cells:
         model = make_model(hidden, act, init, scale)
-        out.append(jax.lax.map(lambda key, m=model: m.lazy_init(key, example), keys_Kx2))
+        out.append(jax.vmap(lambda seed, m=model: m.lazy_init(jax.random.PRNGKey(seed), example))(seed_sets[s]))
     return out
 
 
@@ -85,9 +87,11 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
 
     LSUV's data-dependent rescaling then runs per seed on the example batch.
     """
-    specs = tuple((tuple(int(h) for h in c.hidden), c.act, c.init, c.scale) for c, _ in cells)
-    keys = [jnp.stack([jax.random.PRNGKey(s) for s in seeds]) for _, seeds in cells]
-    out = _init_cells(keys, cells=specs, shape=tuple(np.shape(x_example)))
+    # PRNGKey keeps the low 32 bits of a seed (JAX without x64): the same bits from a uint32 array.
+    seed_sets = list(dict.fromkeys(tuple(s % 2**32 for s in seeds) for _, seeds in cells))
+    specs = tuple((tuple(int(h) for h in c.hidden), c.act, c.init, c.scale,
+                   seed_sets.index(tuple(s % 2**32 for s in seeds))) for c, seeds in cells)
+    out = _init_cells([np.asarray(s, np.uint32) for s in seed_sets], cells=specs, shape=tuple(np.shape(x_example)))
     for i, (cfg, seeds) in enumerate(cells):
         if cfg.init == "lsuv":
             per_seed = [jax.tree.map(lambda a, k=k: a[k], out[i]) for k in range(len(seeds))]

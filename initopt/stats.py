@@ -125,7 +125,8 @@ def _stats_of_cells(rows: list[list[tuple[ModelConfig, int]]], x_BxD, y_B) -> li
     groups = [list(g) for row in rows for _, g in itertools.groupby(row, key=lambda cell: cell[0])]
     params = iter(init_cells([(g[0][0], [seed for _, seed in g]) for g in groups], x_BxD))
     per_row = [[next(params) for _ in itertools.groupby(row, key=lambda cell: cell[0])] for row in rows]
-    out = grid_layer_arrays(hidden, acts, per_row, jnp.asarray(x_BxD), jnp.asarray(y_B))
+    # To the host once: indexing device arrays per cell would compile a slicing program per shape.
+    out = jax.device_get(grid_layer_arrays(hidden, acts, per_row, jnp.asarray(x_BxD), jnp.asarray(y_B)))
     return [[summarize(cfg, jax.tree.map(lambda a, i=i: a[i], arrays_I), x_BxD) for i, (cfg, _) in enumerate(row)]
             for row, arrays_I in zip(rows, out)]
 
