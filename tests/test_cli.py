@@ -432,7 +432,9 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
 
 
 def test_failed_rerun_does_not_leave_old_metrics_looking_complete(tiny_data, tmp_path, monkeypatch):
-    from initopt import plots
+    from initopt import figures, plots
+
+    monkeypatch.setenv(figures.WORKERS_ENV, "0")  # figures drawn here, where the patch below applies
 
     args = ["init-stats", "--hidden", "16,16", "--data-dir", tiny_data, "--out", tmp_path]
     assert invoke(*args).exit_code == 0

@@ -1,0 +1,129 @@
+"""Figures drawn in worker processes while the main process computes.
+
+A short command spends much of its time on matplotlib: about 0.7 s to import it and
+0.3 to 0.5 s to draw and save each figure on a laptop core. The workers start when a
+command does, before the main process imports JAX, so matplotlib's import runs beside
+JAX's; later each figure is drawn by whichever worker is free, two at a time. A
+command waits for its figures (:meth:`Figures.wait`) before it writes its final status,
+so a run that says "complete" has every PNG. ``INITOPT_FIGURE_WORKERS=0`` draws in the
+main process instead (as does a machine with one core).
+
+Figures are named by their builder in :mod:`initopt.plots` (``"histograms"``), so the main
+process never imports matplotlib itself; each PNG is written by :func:`initopt.io.save_figure`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import multiprocessing
+import os
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from initopt.errors import InitoptError
+
+WORKERS_ENV = "INITOPT_FIGURE_WORKERS"
+
+
+def default_workers() -> int:
+    """``$INITOPT_FIGURE_WORKERS``, else two where there are two cores or more, else none."""
+    value = os.environ.get(WORKERS_ENV)
+    if value is None:
+        return 2 if (os.cpu_count() or 1) >= 2 else 0
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = -1
+    if workers < 0:
+        raise InitoptError(f"{WORKERS_ENV} must be a whole number of processes (0 or more), not {value!r}.")
+    return workers
+
+
+def _start_worker() -> None:
+    """A worker's first act: yield the CPU to the main process (whose work the command waits on)
+    while it imports matplotlib; the niceness only matters while the main process is busy."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # no nice() (Windows) or not allowed: the same work, unordered
+        pass
+    import initopt.plots  # noqa: F401  (matplotlib is imported before the first figure)
+
+
+def _ready() -> None:
+    """A no-op task: submitting one per worker makes the pool start them all now."""
+
+
+def draw_now(builder: str, path: Path, args: tuple, kwargs: dict) -> str:
+    """Builds ``plots.<builder>(*args, **kwargs)`` and saves it as ``path``, in this process."""
+    from initopt import io, plots
+
+    return str(io.save_figure(getattr(plots, builder)(*args, **kwargs), Path(path)))
+
+
+_POOLS: list[concurrent.futures.ProcessPoolExecutor] = []
+
+
+@functools.cache
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """One pool per process and size, kept for the process's life (tests run many commands)."""
+    # "spawn": fresh interpreters, never a fork of a process whose JAX threads are running.
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=_start_worker)
+    for _ in range(workers):
+        pool.submit(_ready)
+    _POOLS.append(pool)
+    return pool
+
+
+def _started_pools() -> list[concurrent.futures.ProcessPoolExecutor]:
+    pools, _POOLS[:] = list(_POOLS), []
+    return pools
+
+
+class Figures:
+    """The figures of one command: :meth:`draw` hands one to a worker, :meth:`wait` waits for all."""
+
+    def __init__(self, workers: int | None = None):
+        workers = default_workers() if workers is None else workers
+        self._pool = _pool(workers) if workers > 0 else None
+        self._pending: list[tuple[concurrent.futures.Future, tuple]] = []
+
+    def draw(self, path: Path, builder: str, *args, **kwargs) -> None:
+        """Draws ``plots.<builder>(*args, **kwargs)`` into ``path`` (a PNG), in a worker if there is one."""
+        job = (builder, str(Path(path).resolve()), args, kwargs)
+        if self._pool is None:
+            draw_now(*job)
+            return
+        try:
+            self._pending.append((self._pool.submit(draw_now, *job), job))
+        except BrokenProcessPool:  # a worker died earlier (killed, out of memory): draw here instead
+            _pool.cache_clear()
+            draw_now(*job)
+
+    def wait(self) -> list[Path]:
+        """Waits for every figure handed out so far; a builder's error is raised here."""
+        pending, self._pending = self._pending, []
+        done = []
+        for future, job in pending:
+            try:
+                done.append(Path(future.result()))
+            except BrokenProcessPool:
+                _pool.cache_clear()
+                done.append(Path(draw_now(*job)))
+        return done
+
+
+def stop_workers() -> None:
+    """Ends the workers now, mid-import if need be (a command that failed early has no figures
+    to wait for). Called by the console entry point as the process ends."""
+    for pool in _started_pools():
+        terminate = getattr(pool, "terminate_workers", None)  # Python 3.14's public way
+        if terminate is not None:
+            terminate()
+            continue
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
+    _pool.cache_clear()

@@ -1,0 +1,94 @@
+"""Figures drawn by worker processes: the same PNG bytes as drawn here, errors surfaced, dead workers survived."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from initopt import figures
+from initopt.errors import InitoptError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def curves():
+    steps = np.linspace(0, 1, 50)
+    rows = {name: np.stack([steps, steps**2, np.exp(-k * steps)], 1) for k, name in enumerate(("sgd", "adam"), 1)}
+    return rows, "steep", 0.0
+
+
+def test_a_worker_draws_the_same_png_as_this_process(tmp_path):
+    pool = figures.Figures(workers=1)
+    pool.draw(tmp_path / "worker.png", "loss_curves", *curves())
+    assert pool.wait() == [(tmp_path / "worker.png").resolve()]
+    figures.Figures(workers=0).draw(tmp_path / "here.png", "loss_curves", *curves())
+    worker, here = (tmp_path / "worker.png").read_bytes(), (tmp_path / "here.png").read_bytes()
+    assert worker.startswith(PNG_MAGIC) and len(worker) > 10_000
+    assert worker == here
+    assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary file behind
+
+
+def test_a_builders_error_is_raised_by_wait(tmp_path):
+    pool = figures.Figures(workers=1)
+    pool.draw(tmp_path / "bad.png", "no_such_figure")
+    with pytest.raises(AttributeError, match="no_such_figure"):
+        pool.wait()
+    assert not (tmp_path / "bad.png").exists()
+    pool.draw(tmp_path / "good.png", "loss_curves", *curves())  # the pool still works afterwards
+    pool.wait()
+    assert (tmp_path / "good.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_figures_survive_a_killed_worker(tmp_path):
+    pool = figures.Figures(workers=1)
+    pool.draw(tmp_path / "first.png", "loss_curves", *curves())
+    pool.wait()
+    for process in list(pool._pool._processes.values()):  # as the kernel's OOM killer would
+        process.kill()
+        process.join()
+    pool.draw(tmp_path / "second.png", "loss_curves", *curves())
+    pool.wait()  # drawn in this process instead
+    assert (tmp_path / "second.png").read_bytes() == (tmp_path / "first.png").read_bytes()
+    fresh = figures.Figures(workers=1)  # a broken pool is replaced, not reused
+    fresh.draw(tmp_path / "third.png", "loss_curves", *curves())
+    fresh.wait()
+    assert (tmp_path / "third.png").read_bytes() == (tmp_path / "first.png").read_bytes()
+
+
+def test_worker_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv(figures.WORKERS_ENV, "0")
+    assert figures.default_workers() == 0
+    monkeypatch.setenv(figures.WORKERS_ENV, "3")
+    assert figures.default_workers() == 3
+    for bad in ("two", "-1", "1.5"):
+        monkeypatch.setenv(figures.WORKERS_ENV, bad)
+        with pytest.raises(InitoptError, match=figures.WORKERS_ENV):
+            figures.default_workers()
+
+
+def test_a_command_leaves_matplotlib_to_the_workers_and_ends_cleanly(tmp_path):
+    """A whole `initopt surface` process: it exits 0 through the console entry point (which ends the
+    workers and skips Python's teardown), its PNGs are complete, and the main process never
+    imported matplotlib."""
+    code = (
+        "import sys, runpy\n"
+        "import initopt.cli as cli\n"
+        "import atexit\n"
+        f"atexit.register(lambda: open({str(tmp_path / 'modules.json')!r}, 'w').write("
+        "__import__('json').dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))))\n"
+        f"sys.argv = ['initopt', 'surface', '--kind', 'steep', '--steps', '20', '--out', {str(tmp_path)!r}]\n"
+        "cli.main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, figures.WORKERS_ENV: "2"})
+    assert proc.returncode == 0, proc.stderr
+    run_dir = next((tmp_path / "surface").iterdir())
+    for name in ("surface_3d.png", "trajectories.png", "loss.png"):
+        assert (run_dir / name).read_bytes().startswith(PNG_MAGIC)
+    assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 20
+    assert json.loads((tmp_path / "modules.json").read_text()) == []
