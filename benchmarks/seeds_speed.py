@@ -27,9 +27,9 @@ def child(n_seeds: int, epochs: int, train_limit: int | None) -> dict:
     import numpy as np
     from flax.training.train_state import TrainState
 
-    from initopt import config, data, model, optimizers, runner, train, trials
+    from initopt import config, data, env, model, optimizers, runner, train, trials
 
-    model.set_prng("legacy")
+    env.set_prng("legacy")
     ds = data.load()
     cfg = config.load(overrides={"train.epochs": epochs + 1, "train.seeds": n_seeds, "data.train_limit": train_limit})
     splits = data.make_splits(ds, cfg.data.train_limit)

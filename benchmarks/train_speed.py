@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.training.train_state import TrainState
 
-from initopt import config, data, instruments, model, optimizers, runner, train, trials
+from initopt import config, data, env, instruments, model, optimizers, runner, train, trials
 
 
 class ReferenceDataset:
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
 
-    model.set_prng("legacy")
+    env.set_prng("legacy")
     ds = data.load(args.data_dir)
     cfg = config.load(overrides={"train.epochs": args.epochs + 1, "data.train_limit": args.train_limit})
     splits = data.make_splits(ds, cfg.data.train_limit, instruments.PROBE_SIZE, 1)

@@ -46,6 +46,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("INITOPT_CACHE_DIR") or Path.home() / ".cache" / "initopt")
 
 
+def set_prng(impl: str) -> None:
+    """``legacy`` reproduces the published (pre-JAX-0.5) random bits; ``modern`` is today's default."""
+    import jax
+
+    jax.config.update("jax_threefry_partitionable", impl == "modern")
+
+
 def setup_jax(prng: str | None) -> dict:
     """What the CLI decides once per process before any JAX work: the PRNG implementation and
     JAX's own persistent compilation cache (on by default under initopt's cache directory, every
@@ -53,7 +60,6 @@ def setup_jax(prng: str | None) -> dict:
     import jax
 
     from initopt import compiles
-    from initopt.model import set_prng
 
     if prng is not None:  # None: JAX's default (surfaces, which predate the choice)
         set_prng(prng)

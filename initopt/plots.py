@@ -190,10 +190,11 @@ def surface_3d(X, Y, Z, name: str, log: bool = False, min_value: float = 0.0):
     values, label = _surface_values(Z, log, min_value)
     fig = Figure(figsize=(7, 5.5))
     ax = fig.add_subplot(projection="3d")
-    ax.plot_surface(X, Y, values, cmap="viridis", linewidth=0, antialiased=True, rstride=2, cstride=2)
+    # A 50 x 50 mesh of the 200 x 200 grid: smooth at this size, a quarter of the polygons of 100 x 100.
+    ax.plot_surface(X, Y, values, cmap="viridis", linewidth=0, antialiased=True, rstride=4, cstride=4)
     ax.set(xlabel="w1", ylabel="w2", zlabel=label, title=f"{name} surface")
     ax.view_init(elev=35, azim=-60)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.0, right=0.95, bottom=0.03, top=0.95)
     return fig
 
 

@@ -87,7 +87,8 @@ def test_jitted_init_gives_the_reference_bits(prng):
     """model.init_cells (one compiled program) against the reference's op-by-op model.init, for every
     initializer and every activation-dependent gain, several seeds at once: the same bits, not merely close."""
     from initopt import config
-    from initopt.model import init_cells, set_prng
+    from initopt.env import set_prng
+    from initopt.model import init_cells
 
     before = jax.config.jax_threefry_partitionable
     set_prng(prng)

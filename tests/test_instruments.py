@@ -3,12 +3,11 @@
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initopt import config, data, instruments, model, runner, train
+from initopt import config, data, env, instruments, model, runner, train
 from initopt.cli import app
 
 
@@ -18,7 +17,7 @@ def np_kernels(params):
 
 
 def test_every_instrument_against_numpy(tiny_data):
-    model.set_prng("legacy")
+    env.set_prng("legacy")
     ds = data.load(tiny_data)
     splits, x = data.make_splits(ds), data.example_batch(ds)[0]
     cfg = config.load(overrides={"model.hidden": [24, 16], "train.epochs": 1, "train.batch_size": 50,
@@ -60,7 +59,7 @@ def test_every_instrument_against_numpy(tiny_data):
 
 
 def test_instruments_need_no_relu_for_the_rest(tiny_data):
-    model.set_prng("legacy")
+    env.set_prng("legacy")
     ds = data.load(tiny_data)
     splits, x = data.make_splits(ds), data.example_batch(ds)[0]
     cfg = config.load(overrides={"model.hidden": [16], "model.act": "tanh", "train.epochs": 1,

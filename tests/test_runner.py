@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from initopt import config, data, model, runner, train
+from initopt import config, data, env, model, runner, train
 from initopt.errors import InitoptError
 
 
@@ -27,7 +27,7 @@ def test_resolved_config_names_what_defines_the_run():
 
 
 def test_run_writes_metrics_last_and_skips_when_finished(tiny_data, tmp_path):
-    model.set_prng("legacy")
+    env.set_prng("legacy")
     ds = data.load(tiny_data)
     splits, x = data.make_splits(ds), data.example_batch(ds)[0]
     cfg = config.load(overrides={"model.hidden": [16], "train.epochs": 2, "train.batch_size": 50})

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from initopt import data, model, stats
+from initopt import data, env, stats
 from initopt.config import ModelConfig
 from tests.conftest import needs_debian_data
 
@@ -13,9 +13,9 @@ PUBLISHED_ACT_VAR = [1.0483813285827637, 1.0137324333190918, 0.9987665414810181,
 
 @pytest.fixture(autouse=True)
 def legacy_prng():
-    model.set_prng("legacy")
+    env.set_prng("legacy")
     yield
-    model.set_prng("legacy")
+    env.set_prng("legacy")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_theory_is_none_for_constant(tiny_data):
 def test_modern_prng_changes_the_draws_not_the_distribution(tiny_data):
     x, y = data.example_batch(data.load(tiny_data))
     legacy = stats.init_stats(ModelConfig(), x, y).summary
-    model.set_prng("modern")
+    env.set_prng("modern")
     modern = stats.init_stats(ModelConfig(), x, y).summary
     assert legacy["weight_var"] != modern["weight_var"]
     np.testing.assert_allclose(legacy["weight_var"], modern["weight_var"], rtol=0.15)

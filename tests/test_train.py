@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from initopt import config, data, model, runner, train
+from initopt import config, data, env, model, runner, train
 
 CFG = config.load(overrides={"model.hidden": [64, 32], "train.epochs": 3, "train.batch_size": 32,
                              "train.optimizers": ["adam"]})
@@ -11,7 +11,7 @@ CFG = config.load(overrides={"model.hidden": [64, 32], "train.epochs": 3, "train
 
 @pytest.fixture
 def splits(tiny_data):
-    model.set_prng("legacy")
+    env.set_prng("legacy")
     ds = data.load(tiny_data)
     return data.make_splits(ds), data.example_batch(ds)[0]
 

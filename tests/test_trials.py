@@ -9,14 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from initopt import compiles, config, data, model, runner, train
+from initopt import compiles, config, data, env, model, runner, train
 
 OVERRIDES = {"model.hidden": [64, 32], "train.epochs": 2, "train.batch_size": 32}
 
 
 @pytest.fixture
 def setup(tiny_data):
-    model.set_prng("legacy")
+    env.set_prng("legacy")
     ds = data.load(tiny_data)
     return data.make_splits(ds), data.example_batch(ds)[0]
 
@@ -84,8 +84,8 @@ def test_all_trials_diverged_stops_early(setup):
 SHARD_SCRIPT = """
 import json, sys
 sys.path.insert(0, {root!r})
-from initopt import config, data, model, runner, train, trials
-model.set_prng("legacy")
+from initopt import config, data, env, model, runner, train, trials
+env.set_prng("legacy")
 ds = data.load({data_dir!r})
 splits, (x, _) = data.make_splits(ds), data.example_batch(ds)
 cfg = config.load(overrides={{"model.hidden": [64, 32], "train.epochs": 2, "train.batch_size": 32, "train.seeds": 2}})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initopt import config, data, model, tune
+from initopt import config, data, env, model, tune
 from initopt.cli import app
 from initopt.errors import ConfigError
 
@@ -45,7 +45,7 @@ def test_time_to_target_and_median():
 
 @pytest.fixture
 def setup(tiny_data):
-    model.set_prng("legacy")
+    env.set_prng("legacy")
     ds = data.load(tiny_data)
     return ds, data.make_splits(ds), data.example_batch(ds)[0]
 
