@@ -99,6 +99,12 @@ class InitSpec:
     weight_var: Callable[[int, int, int, str, float | None], float | None]
     default_scale: float | None = None  # None: the initializer takes no scale
     scale_means: str = ""
+    uses_act: bool = False  # the activation enters the weights (Kaiming's gain); else any act gives the same
+
+
+def uses_act(init: str) -> bool:
+    """Whether the initial weights depend on the activation (for one program to share them)."""
+    return INITIALIZERS[canonical_name(init)].uses_act
 
 
 def _kaiming_var(fan_in, fan_out, layer, act, scale):
@@ -122,10 +128,10 @@ INITIALIZERS: dict[str, InitSpec] = {
         lambda layer, act, s: xavier_normal(), lambda fi, fo, layer, a, s: 2 / (fi + fo)
     ),
     "kaiming": InitSpec(
-        lambda layer, act, s: kaiming_normal(kaiming_gain2(act), layer == 0), _kaiming_var
+        lambda layer, act, s: kaiming_normal(kaiming_gain2(act), layer == 0), _kaiming_var, uses_act=True
     ),
     "kaiming_uniform": InitSpec(
-        lambda layer, act, s: kaiming_uniform(kaiming_gain2(act), layer == 0), _kaiming_var
+        lambda layer, act, s: kaiming_uniform(kaiming_gain2(act), layer == 0), _kaiming_var, uses_act=True
     ),
     "lecun_normal": InitSpec(
         lambda layer, act, s: jax.nn.initializers.lecun_normal(), lambda fi, fo, layer, a, s: 1 / fi
