@@ -18,6 +18,7 @@ import concurrent.futures
 import functools
 import multiprocessing
 import os
+import signal
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -41,8 +42,11 @@ def default_workers() -> int:
 
 
 def _start_worker() -> None:
-    """A worker's first act: yield the CPU to the main process (whose work the command waits on)
-    while it imports matplotlib; the niceness only matters while the main process is busy."""
+    """A worker's first acts: leave Ctrl-C to the main process (which ends its workers; a terminal
+    sends SIGINT to every process of the job, and a worker would print a traceback), and yield
+    the CPU to the main process while it imports matplotlib (the niceness only matters while the
+    main process is busy)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         os.nice(10)
     except (AttributeError, OSError):  # no nice() (Windows) or not allowed: the same work, unordered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -58,6 +59,19 @@ def test_figures_survive_a_killed_worker(tmp_path):
     fresh.draw(tmp_path / "third.png", "loss_curves", *curves())
     fresh.wait()
     assert (tmp_path / "third.png").read_bytes() == (tmp_path / "first.png").read_bytes()
+
+
+def test_ctrl_c_is_left_to_the_main_process(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the job: the workers ignore it (no tracebacks);
+    the main process handles it and ends them."""
+    pool = figures.Figures(workers=1)
+    pool.draw(tmp_path / "first.png", "loss_curves", *curves())
+    pool.wait()
+    (worker,) = pool._pool._processes.values()
+    os.kill(worker.pid, signal.SIGINT)
+    pool.draw(tmp_path / "second.png", "loss_curves", *curves())
+    pool.wait()
+    assert worker.is_alive() and (tmp_path / "second.png").read_bytes() == (tmp_path / "first.png").read_bytes()
 
 
 def test_worker_count_from_the_environment(monkeypatch):
