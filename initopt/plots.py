@@ -207,6 +207,7 @@ def surface_trajectories(X, Y, Z, trajectories: dict[str, np.ndarray], minima, n
     """
     values, label = _surface_values(Z, log, min_value)
     fig, ax = _subplots(figsize=(7.5, 6.2))
+    _fixed_margins(fig, left=0.7, right=0.3, bottom=0.55, top=0.4, wspace=0.0, hspace=0.0)  # before the colorbar
     mesh = ax.pcolormesh(X, Y, values, cmap="viridis", shading="auto")
     ax.contour(X, Y, values, levels=15, colors="white", linewidths=0.4, alpha=0.5)
     fig.colorbar(mesh, ax=ax, label=label)
@@ -232,7 +233,6 @@ def surface_trajectories(X, Y, Z, trajectories: dict[str, np.ndarray], minima, n
            title=f"{name}: optimizer trajectories (x: last position"
                  + (", dots: ends from random starts)" if ends else ")"))
     ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
-    fig.tight_layout()
     return fig
 
 
@@ -244,7 +244,7 @@ def loss_curves(trajectories: dict[str, np.ndarray], name: str, min_value: float
     ax.axhline(min_value, color="k", ls=":", lw=1, label="global minimum")
     ax.set(xlabel="step", ylabel="loss", title=f"{name}: loss against step")
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    _fixed_margins(fig, left=0.75, right=0.2, bottom=0.5, top=0.35, wspace=0.0, hspace=0.0)
     return fig
 
 
