@@ -121,10 +121,11 @@ def _stats_of_cells(rows: list[list[tuple[ModelConfig, int]]], x_BxD, y_B) -> li
     """Statistics of (config, seed) cells, one row per activation, in one compiled program."""
     hidden = tuple(rows[0][0][0].hidden)
     acts = tuple(row[0][0].act for row in rows)
-    # One init cell per run of equal configs in a row (all of them for --seeds), stacked over seeds.
-    groups = [list(g) for row in rows for _, g in itertools.groupby(row, key=lambda cell: cell[0])]
-    params = iter(init_cells([(g[0][0], [seed for _, seed in g]) for g in groups], x_BxD))
-    per_row = [[next(params) for _ in itertools.groupby(row, key=lambda cell: cell[0])] for row in rows]
+    # One init cell per run of equal configs in a row (--seeds: the whole row), stacked over its seeds.
+    row_cells = [[(cfg, [seed for _, seed in run]) for cfg, run in itertools.groupby(row, key=lambda c: c[0])]
+                 for row in rows]
+    params = iter(init_cells([cell for cells in row_cells for cell in cells], x_BxD))
+    per_row = [[next(params) for _ in cells] for cells in row_cells]
     # To the host once: indexing device arrays per cell would compile a slicing program per shape.
     out = jax.device_get(grid_layer_arrays(hidden, acts, per_row, jnp.asarray(x_BxD), jnp.asarray(y_B)))
     return [[summarize(cfg, jax.tree.map(lambda a, i=i: a[i], arrays_I), x_BxD) for i, (cfg, _) in enumerate(row)]
