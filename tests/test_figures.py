@@ -101,6 +101,7 @@ def test_a_command_leaves_matplotlib_to_the_workers_and_ends_cleanly(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, figures.WORKERS_ENV: "2"})
     assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "resource_tracker" not in proc.stderr  # workers ended cleanly
     run_dir = next((tmp_path / "surface").iterdir())
     for name in ("surface_3d.png", "trajectories.png", "loss.png"):
         assert (run_dir / name).read_bytes().startswith(PNG_MAGIC)
