@@ -15,7 +15,6 @@ process never imports matplotlib itself; each PNG is written by :func:`initopt.i
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import multiprocessing
 import os
 import signal
@@ -65,24 +64,25 @@ def draw_now(builder: str, path: Path, args: tuple, kwargs: dict) -> str:
     return str(io.save_figure(getattr(plots, builder)(*args, **kwargs), Path(path)))
 
 
-_POOLS: list[concurrent.futures.ProcessPoolExecutor] = []
+_POOLS: dict[int, concurrent.futures.ProcessPoolExecutor] = {}  # by size, kept for the process's life
 
 
-@functools.cache
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """One pool per process and size, kept for the process's life (tests run many commands)."""
-    # "spawn": fresh interpreters, never a fork of a process whose JAX threads are running.
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=_start_worker)
-    for _ in range(workers):
-        pool.submit(_ready)
-    _POOLS.append(pool)
-    return pool
+    """The pool of this size, started on first use and then reused (tests run many commands)."""
+    if workers not in _POOLS:
+        # "spawn": fresh interpreters, never a fork of a process whose JAX threads are running.
+        _POOLS[workers] = pool = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
+        for _ in range(workers):
+            pool.submit(_ready)
+    return _POOLS[workers]
 
 
-def _started_pools() -> list[concurrent.futures.ProcessPoolExecutor]:
-    pools, _POOLS[:] = list(_POOLS), []
-    return pools
+def _forget_broken(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """A pool whose worker died is broken for good: the next command starts a new one."""
+    for size, known in list(_POOLS.items()):
+        if known is pool:
+            del _POOLS[size]
 
 
 class Figures:
@@ -102,7 +102,7 @@ class Figures:
         try:
             self._pending.append((self._pool.submit(draw_now, *job), job))
         except BrokenProcessPool:  # a worker died earlier (killed, out of memory): draw here instead
-            _pool.cache_clear()
+            _forget_broken(self._pool)
             draw_now(*job)
 
     def wait(self) -> list[Path]:
@@ -113,7 +113,7 @@ class Figures:
             try:
                 done.append(Path(future.result()))
             except BrokenProcessPool:
-                _pool.cache_clear()
+                _forget_broken(self._pool)
                 done.append(Path(draw_now(*job)))
         return done
 
@@ -123,7 +123,9 @@ def stop_workers() -> None:
     to wait for). Called by the console entry point as the process ends: the workers are killed,
     not asked to finish (their interpreters' teardown took 0.2 s), then the pool's own thread is
     waited for, so no queue is half cleaned up when the process ends (a leaked-semaphore warning)."""
-    for pool in _started_pools():
+    pools = list(_POOLS.values())
+    _POOLS.clear()
+    for pool in pools:
         terminate = getattr(pool, "terminate_workers", None)  # Python 3.14's public way
         if terminate is not None:
             terminate()
@@ -131,4 +133,3 @@ def stop_workers() -> None:
             for process in list((getattr(pool, "_processes", None) or {}).values()):
                 process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
-    _pool.cache_clear()
