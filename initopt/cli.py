@@ -220,21 +220,28 @@ def init_stats(
         figures.draw(run_dir / "variance_grid.png", "variance_grid", cells)
         metrics = {"cells": cells, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
     else:
-        if n_seeds > 1:
-            result = stats.seeds_stats(model_cfg, x, y, list(range(seed, seed + n_seeds)))
-        else:
-            result = stats.init_stats(model_cfg, x, y, seed)
-        seconds = time.perf_counter() - start
-        s = result.summary
-        name = stats.run_name(s["init"], s["scale"], s["act"], model_cfg.hidden, prng.value, seed)
+        name = stats.run_name(model_cfg.init, model_cfg.scale, model_cfg.act, model_cfg.hidden, prng.value, seed)
         run_dir = io.ensure_dir(base / (name + (f"-seeds{n_seeds}" if n_seeds > 1 else "")))
         io.start_rewrite(run_dir)
+        title = model_cfg.init + (f" {model_cfg.scale:g}" if model_cfg.scale is not None else "") + f", {model_cfg.act}"
+        layers = stats.layer_names(len(model_cfg.hidden) + 1)
+
+        def histogram(key: str, arrays: list) -> None:
+            what, color = {"weights": ("weight", "C0"), "grads": ("gradient", "C1"), "acts": ("activation", "C2")}[key]
+            figures.draw(run_dir / f"{what}_hist.png", "histograms", arrays, layers, f"{what} distribution: {title}",
+                         what, color)
+
+        draw_weights = functools.partial(histogram, "weights")  # drawn while the statistics are computed
+        if n_seeds > 1:
+            result = stats.seeds_stats(model_cfg, x, y, list(range(seed, seed + n_seeds)), draw_weights)
+        else:
+            result = stats.init_stats(model_cfg, x, y, seed, draw_weights)
+        seconds = time.perf_counter() - start
+        s = result.summary
         if n_seeds > 1:
             figures.draw(run_dir / "variance_seeds.png", "variance_over_seeds", s)
-        title = f"{s['init']}" + (f" {s['scale']:g}" if s["scale"] is not None else "") + f", {s['act']}"
-        for key, what, color in (("weights", "weight", "C0"), ("grads", "gradient", "C1"), ("acts", "activation", "C2")):
-            figures.draw(run_dir / f"{what}_hist.png", "histograms", result.arrays[key], s["layers"],
-                         f"{what} distribution: {title}", what, color)
+        for key in ("grads", "acts"):
+            histogram(key, result.arrays[key])
         metrics = {**s, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
     figures.wait()
     io.write_json(run_dir / "run.json", {

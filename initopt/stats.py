@@ -5,16 +5,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from initopt.activations import second_moment
+from initopt.activations import ACTIVATIONS, second_moment
 from initopt.config import ModelConfig
 from initopt.initializers import weight_variances
-from initopt.model import REFERENCE_HIDDEN, init_cells, init_params, make_model
+from initopt.model import MLP, REFERENCE_HIDDEN, init_cells, init_params, make_model
 
 # The reference experiment's grid: (init, scale) x activation.
 GRID_INITS = (
@@ -52,15 +53,20 @@ def layer_arrays(hidden: tuple[int, ...], act: str, params, x_BxD, y_B):
 
 
 @functools.partial(jax.jit, static_argnames=("hidden", "acts"))
-def grid_layer_arrays(hidden: tuple[int, ...], acts: tuple[str, ...], params_per_row, x_BxD, y_B):
-    """:func:`layer_arrays` for many cells in one program: ``params_per_row[a]`` holds parameter
-    trees for activation ``acts[a]``, each stacked on a leading axis; a row's trees are joined."""
-    out = []
-    for act, trees in zip(acts, params_per_row):
-        model = make_model(hidden, act)
-        params_I = jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *trees)
-        out.append(jax.lax.map(lambda p, m=model: _layer_arrays(m, p, x_BxD, y_B), params_I))
-    return out
+def cells_layer_arrays(hidden: tuple[int, ...], acts: tuple[str, ...], act_I, params_per_cell, x_BxD, y_B):
+    """:func:`layer_arrays` for many cells in one program. ``params_per_cell`` holds parameter trees
+    stacked on a leading axis (joined here); cell ``i`` uses activation ``acts[act_I[i]]``, chosen by
+    ``lax.switch``, so one model is traced for every activation (the same operations as a model
+    built with that activation, so the same bits)."""
+    fns = [ACTIVATIONS[a] for a in acts]
+    params_I = jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *params_per_cell)
+
+    def cell(args):
+        a, params = args
+        act = fns[0] if len(fns) == 1 else (lambda z: jax.lax.switch(a, fns, z))
+        return _layer_arrays(MLP(hidden=hidden, act=act), params, x_BxD, y_B)
+
+    return jax.lax.map(cell, (act_I, params_I))
 
 
 def predicted_act_vars(model_cfg: ModelConfig, x_BxD: np.ndarray) -> list[float | None]:
@@ -82,6 +88,16 @@ def predicted_act_vars(model_cfg: ModelConfig, x_BxD: np.ndarray) -> list[float 
     return out
 
 
+def layer_names(n_layers: int) -> list[str]:
+    """The reference's names of the Dense layers (their index in its nn.Sequential)."""
+    return [f"Layer {2 * i}" for i in range(n_layers)]
+
+
+def _flat(arrays) -> list[np.ndarray]:
+    """Each array as a flat float32 host array (what the statistics and histograms read)."""
+    return [np.asarray(a, np.float32).reshape(-1) for a in arrays]
+
+
 @dataclasses.dataclass
 class InitStats:
     """Per-layer summaries (JSON-ready) and the raw flattened arrays (for histograms)."""
@@ -93,43 +109,53 @@ class InitStats:
 def summarize(model_cfg: ModelConfig, arrays: dict, x_BxD: np.ndarray) -> InitStats:
     """Host-side statistics with ``np.var`` (ddof=0, float32) as in the reference."""
     arrays = jax.device_get(arrays)
-    flat = {k: [np.asarray(a, np.float32).reshape(-1) for a in arrays[k]] for k in ("weights", "acts", "grads")}
+    flat = {k: _flat(arrays[k]) for k in ("weights", "acts", "grads")}
     summary: dict = {
         "init": model_cfg.init,
         "scale": model_cfg.scale,
         "act": model_cfg.act,
         "hidden": list(model_cfg.hidden),
-        "layers": [f"Layer {2 * i}" for i in range(len(flat["weights"]))],
+        "layers": layer_names(len(flat["weights"])),
         "loss": float(arrays["loss"]),
     }
     for key, prefix in (("weights", "weight"), ("acts", "act"), ("grads", "grad")):
-        summary[f"{prefix}_var"] = [float(np.var(a)) for a in flat[key]]
+        variances = [np.var(a) for a in flat[key]]  # float32, as the reference's
+        summary[f"{prefix}_var"] = [float(v) for v in variances]
         summary[f"{prefix}_mean"] = [float(np.mean(a)) for a in flat[key]]
-        summary[f"{prefix}_std"] = [float(np.std(a)) for a in flat[key]]
+        summary[f"{prefix}_std"] = [float(np.sqrt(v)) for v in variances]  # np.std's own last step
     summary["act_var_predicted"] = predicted_act_vars(model_cfg, x_BxD)
     return InitStats(summary, flat)
 
 
-def init_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seed: int = 42) -> InitStats:
-    """Statistics of one initializer and activation on the example batch."""
+WeightsHook = Callable[[list[np.ndarray]], None]
+
+
+def init_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seed: int = 42,
+               on_weights: WeightsHook | None = None) -> InitStats:
+    """Statistics of one initializer and activation on the example batch. ``on_weights`` gets the
+    flat kernels as soon as they exist (a figure of them need not wait for the statistics)."""
     params = init_params(model_cfg, x_BxD, seed)
+    if on_weights is not None:
+        on_weights(_flat(kernels(params)))
     arrays = layer_arrays(tuple(model_cfg.hidden), model_cfg.act, params, jnp.asarray(x_BxD), jnp.asarray(y_B))
     return summarize(model_cfg, arrays, x_BxD)
 
 
-def _stats_of_cells(rows: list[list[tuple[ModelConfig, int]]], x_BxD, y_B) -> list[list[InitStats]]:
-    """Statistics of (config, seed) cells, one row per activation, in one compiled program."""
-    hidden = tuple(rows[0][0][0].hidden)
-    acts = tuple(row[0][0].act for row in rows)
-    # One init cell per run of equal configs in a row (--seeds: the whole row), stacked over its seeds.
-    row_cells = [[(cfg, [seed for _, seed in run]) for cfg, run in itertools.groupby(row, key=lambda c: c[0])]
-                 for row in rows]
-    params = iter(init_cells([cell for cells in row_cells for cell in cells], x_BxD))
-    per_row = [[next(params) for _ in cells] for cells in row_cells]
+def _stats_of_cells(cells: list[tuple[ModelConfig, int]], x_BxD, y_B,
+                    on_weights: WeightsHook | None = None) -> list[InitStats]:
+    """Statistics of (config, seed) cells of one architecture in one compiled program;
+    ``on_weights`` gets the first cell's flat kernels before the statistics are computed."""
+    hidden = tuple(cells[0][0].hidden)
+    acts = tuple(dict.fromkeys(cfg.act for cfg, _ in cells))
+    # One init cell per run of equal configs (--seeds: all of them), stacked over its seeds.
+    init_groups = [(cfg, [seed for _, seed in run]) for cfg, run in itertools.groupby(cells, key=lambda c: c[0])]
+    params = init_cells(init_groups, x_BxD)
+    if on_weights is not None:
+        on_weights(_flat(k[0] for k in kernels(params[0])))
+    act_I = np.asarray([acts.index(cfg.act) for cfg, _ in cells], np.int32)
     # To the host once: indexing device arrays per cell would compile a slicing program per shape.
-    out = jax.device_get(grid_layer_arrays(hidden, acts, per_row, jnp.asarray(x_BxD), jnp.asarray(y_B)))
-    return [[summarize(cfg, jax.tree.map(lambda a, i=i: a[i], arrays_I), x_BxD) for i, (cfg, _) in enumerate(row)]
-            for row, arrays_I in zip(rows, out)]
+    out = jax.device_get(cells_layer_arrays(hidden, acts, act_I, params, jnp.asarray(x_BxD), jnp.asarray(y_B)))
+    return [summarize(cfg, jax.tree.map(lambda a, i=i: a[i], out), x_BxD) for i, (cfg, _) in enumerate(cells)]
 
 
 def grid_stats(
@@ -137,14 +163,15 @@ def grid_stats(
     inits=GRID_INITS, acts=GRID_ACTS,
 ) -> list[InitStats]:
     """Every (init, activation) cell, computed by one compiled program (plus the inits)."""
-    rows = [[(ModelConfig(hidden=hidden, act=act, init=init, scale=scale), seed) for init, scale in inits] for act in acts]
-    return [cell for row in _stats_of_cells(rows, x_BxD, y_B) for cell in row]
+    cells = [(ModelConfig(hidden=hidden, act=act, init=init, scale=scale), seed) for act in acts for init, scale in inits]
+    return _stats_of_cells(cells, x_BxD, y_B)
 
 
-def seeds_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seeds: list[int]) -> InitStats:
+def seeds_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seeds: list[int],
+                on_weights: WeightsHook | None = None) -> InitStats:
     """Statistics for several initialisations (one compiled program): the first seed's full
     summary and arrays, plus every seed's per-layer variances with their mean and std."""
-    (per_seed,) = _stats_of_cells([[(model_cfg, s) for s in seeds]], x_BxD, y_B)
+    per_seed = _stats_of_cells([(model_cfg, s) for s in seeds], x_BxD, y_B, on_weights)
     first = per_seed[0]
     summary = dict(first.summary, seeds=list(seeds))
     for key in ("weight_var", "act_var", "grad_var"):
