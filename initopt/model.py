@@ -74,7 +74,11 @@ def _init_cells(seed_sets, cells: tuple, shape: tuple[int, ...]):
     out = []
     for hidden, act, init, scale, s in cells:
         model = make_model(hidden, act, init, scale)
-        out.append(jax.vmap(lambda seed, m=model: m.init(jax.random.PRNGKey(seed), example))(seed_sets[s]))
+        init_one = functools.partial(lambda seed, m: m.init(jax.random.PRNGKey(seed), example), m=model)
+        if len(seed_sets[s]) == 1:  # one seed (most commands): the same bits without tracing a batched init
+            out.append(jax.tree.map(lambda a: a[None], init_one(seed_sets[s][0])))
+        else:
+            out.append(jax.vmap(init_one)(seed_sets[s]))
     return out
 
 

@@ -85,7 +85,8 @@ def test_scale_validation():
 @pytest.mark.parametrize("prng", ["legacy", "modern"])
 def test_jitted_init_gives_the_reference_bits(prng):
     """model.init_cells (one compiled program) against the reference's op-by-op model.init, for every
-    initializer and every activation-dependent gain, several seeds at once: the same bits, not merely close."""
+    initializer and every activation-dependent gain, several seeds at once (a batched init) and one seed
+    alone (an unbatched one): the same bits, not merely close."""
     from initopt import config
     from initopt.env import set_prng
     from initopt.model import init_cells
@@ -98,7 +99,8 @@ def test_jitted_init_gives_the_reference_bits(prng):
         # Every initializer with relu; the activation-dependent gains with every activation.
         pairs = [(n, "relu") for n in names] + [(n, a) for n in names if n.startswith("kaiming") for a in ACTIVATIONS]
         pairs += [("xavier", "tanh"), ("normal", "identity")] if prng == "legacy" else []  # built once, shared
-        cells = [(config.ModelConfig(init=n, act=a, hidden=(40, 24)), [0, 42, 2**32 + 5]) for n, a in dict.fromkeys(pairs)]
+        cells = [(config.ModelConfig(init=n, act=a, hidden=(40, 24)), seeds)
+                 for seeds in ([0, 42, 2**32 + 5], [2**32 + 42]) for n, a in dict.fromkeys(pairs)]
         for (cfg, seeds), got in zip(cells, init_cells(cells, x)):
             for k, seed in enumerate(seeds):
                 ref = make_model(cfg.hidden, cfg.act, cfg.init, cfg.scale).init(jax.random.PRNGKey(seed), x)
