@@ -137,7 +137,7 @@ def init_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seed:
     params = init_params(model_cfg, x_BxD, seed)
     if on_weights is not None:
         on_weights(_flat(kernels(params)))
-    arrays = layer_arrays(tuple(model_cfg.hidden), model_cfg.act, params, jnp.asarray(x_BxD), jnp.asarray(y_B))
+    arrays = layer_arrays(tuple(model_cfg.hidden), model_cfg.act, params, x_BxD, y_B)  # numpy in: no staging program
     return summarize(model_cfg, arrays, x_BxD)
 
 
@@ -154,7 +154,7 @@ def _stats_of_cells(cells: list[tuple[ModelConfig, int]], x_BxD, y_B,
         on_weights(_flat(k[0] for k in kernels(params[0])))
     act_I = np.asarray([acts.index(cfg.act) for cfg, _ in cells], np.int32)
     # To the host once: indexing device arrays per cell would compile a slicing program per shape.
-    out = jax.device_get(cells_layer_arrays(hidden, acts, act_I, params, jnp.asarray(x_BxD), jnp.asarray(y_B)))
+    out = jax.device_get(cells_layer_arrays(hidden, acts, act_I, params, x_BxD, y_B))
     return [summarize(cfg, jax.tree.map(lambda a, i=i: a[i], out), x_BxD) for i, (cfg, _) in enumerate(cells)]
 
 

@@ -212,7 +212,7 @@ def loss_grid(surface: Surface, n: int = 200) -> tuple[np.ndarray, np.ndarray, n
     (x0, x1), (y0, y1) = surface.bounds
     xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
     X, Y = np.meshgrid(xs, ys)
-    pts = jnp.asarray(np.stack([X.ravel(), Y.ravel()], 1), jnp.float32)
+    pts = np.stack([X.ravel(), Y.ravel()], 1).astype(np.float32)  # numpy into the program: no staging program
     Z = np.asarray(jax.jit(jax.vmap(surface.fn))(pts)).reshape(n, n)
     return X, Y, Z
 
