@@ -83,11 +83,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def start_figures():
-    """Figure workers for a command that draws: started first, so matplotlib loads beside JAX."""
+def start_figures(at_most: int = 2):
+    """Figure workers for a command that draws: started first, so matplotlib loads beside JAX. No
+    more of them than the figures the command draws at one time: an idle worker's matplotlib import
+    still takes a core from the main process (measured: the grid and surface are faster with one)."""
     from initopt import figures
 
-    return figures.Figures()
+    return figures.Figures(at_most=at_most)
 
 
 def handles_errors(fn):
@@ -183,7 +185,7 @@ def init_stats(
     as_json: JsonOpt = False,
 ):
     """Per-layer weight, activation and gradient statistics of an initialization at step 0."""
-    figures = start_figures()
+    figures = start_figures(at_most=1 if grid else 2)
     from initopt import config, io
 
     hidden_sizes = config.parse_hidden(hidden) if hidden else config.ModelConfig().hidden
@@ -632,7 +634,7 @@ def surface(
     as_json: JsonOpt = False,
 ):
     """Run optimizers on a 2D loss surface; draw their trajectories; judge whether they reach a minimum."""
-    figures = start_figures()
+    figures = start_figures(at_most=1)
     from initopt import config, io
 
     optimizers = tuple(config.parse_list(optimizer, "--optimizer"))

@@ -3,7 +3,9 @@
 A short command spends much of its time on matplotlib: about 0.7 s to import it and
 0.3 to 0.5 s to draw and save each figure on a laptop core. The workers start when a
 command does, before the main process imports JAX, so matplotlib's import runs beside
-JAX's; later each figure is drawn by whichever worker is free, two at a time. A
+JAX's; later each figure is drawn by whichever worker is free. A command asks for no
+more workers than it draws figures at one time (two at most by default): an idle
+worker's import of matplotlib still takes a core from the main process. A
 command waits for its figures (:meth:`Figures.wait`) before it writes its final status,
 so a run that says "complete" has every PNG. ``INITOPT_FIGURE_WORKERS=0`` draws in the
 main process instead (as does a machine with one core).
@@ -88,8 +90,9 @@ def _forget_broken(pool: concurrent.futures.ProcessPoolExecutor) -> None:
 class Figures:
     """The figures of one command: :meth:`draw` hands one to a worker, :meth:`wait` waits for all."""
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, *, at_most: int | None = None):
         workers = default_workers() if workers is None else workers
+        workers = workers if at_most is None else min(workers, at_most)
         self._pool = _pool(workers) if workers > 0 else None
         self._pending: list[tuple[concurrent.futures.Future, tuple]] = []
 

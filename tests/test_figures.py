@@ -85,6 +85,19 @@ def test_worker_count_from_the_environment(monkeypatch):
             figures.default_workers()
 
 
+def test_a_command_caps_its_workers_and_zero_still_draws_in_process(monkeypatch, tmp_path):
+    """A command asks for at most as many workers as it draws figures at once; the environment's
+    0 (draw in the main process) is never raised by the cap."""
+    monkeypatch.setenv(figures.WORKERS_ENV, "3")
+    one = figures.Figures(at_most=1)
+    assert len(one._pool._processes) <= 1 and one._pool._max_workers == 1
+    monkeypatch.setenv(figures.WORKERS_ENV, "0")
+    here = figures.Figures(at_most=2)
+    assert here._pool is None
+    here.draw(tmp_path / "loss.png", "loss_curves", *curves())
+    assert here.wait() == [] and (tmp_path / "loss.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_a_command_leaves_matplotlib_to_the_workers_and_ends_cleanly(tmp_path):
     """A whole `initopt surface` process: it exits 0 through the console entry point (which ends the
     workers and skips Python's teardown), its PNGs are complete, and the main process never
