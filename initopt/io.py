@@ -104,9 +104,14 @@ def write_text(path: Path, text: str) -> Path:
     return _write_atomic(path, lambda f: f.write(text.encode()))
 
 
+# zlib's fastest level: a fifth to a quarter of a figure's saving time (the 3D surface 0.33 -> 0.27 s),
+# for files about 10% larger.
+PNG_OPTIONS = {"compress_level": 1}
+
+
 def save_figure(fig, path: Path, dpi: int = 110) -> Path:
     """Saves a matplotlib figure as PNG (the figure is built in ``plots``)."""
-    return _write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    return _write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=dpi, pil_kwargs=PNG_OPTIONS))
 
 
 def copy_atomic(src: Path, dest: Path) -> Path:
