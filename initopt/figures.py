@@ -17,9 +17,11 @@ process never imports matplotlib itself; each PNG is written by :func:`initopt.i
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import multiprocessing
 import os
 import signal
+import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -42,17 +44,33 @@ def default_workers() -> int:
     return workers
 
 
-def _start_worker() -> None:
-    """A worker's first acts: leave Ctrl-C to the main process (which ends its workers; a terminal
-    sends SIGINT to every process of the job, and a worker would print a traceback), and yield
-    the CPU to the main process while it imports matplotlib (the niceness only matters while the
-    main process is busy)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+_SETTLED = False  # this process is a figure worker, or the server that forks them, and is ready
+
+
+def settle() -> None:
+    """Readies this process to draw: it yields the CPU to the main process (the niceness only
+    matters while the main process is busy), imports matplotlib, and freezes what it has built so
+    that processes forked from it do not copy those pages when Python's collector visits them.
+    Run by the fork server before it forks the workers (:mod:`initopt.figure_server`), else by
+    each worker; a no-op in a worker forked from a settled server."""
+    global _SETTLED
+    if _SETTLED:
+        return
     try:
         os.nice(10)
     except (AttributeError, OSError):  # no nice() (Windows) or not allowed: the same work, unordered
         pass
     import initopt.plots  # noqa: F401  (matplotlib is imported before the first figure)
+
+    gc.freeze()
+    _SETTLED = True
+
+
+def _start_worker() -> None:
+    """A worker's first acts: leave Ctrl-C to the main process (which ends its workers; a terminal
+    sends SIGINT to every process of the job, and a worker would print a traceback); settle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settle()
 
 
 def _ready() -> None:
@@ -67,16 +85,31 @@ def draw_now(builder: str, path: Path, args: tuple, kwargs: dict) -> str:
 
 
 _POOLS: dict[int, concurrent.futures.ProcessPoolExecutor] = {}  # by size, kept for the process's life
+_STARTERS: dict[int, threading.Thread] = {}  # the thread that started each pool's workers
+
+
+def _context():
+    """A fork server where there is one: it imports matplotlib once and forks every worker from
+    that (two workers spawned side by side each imported it, on the one core the main process left
+    them, and were ready about 0.9 s later). The server is a fresh interpreter, so no worker is a
+    fork of a process with JAX's threads. Elsewhere (Windows) each worker is spawned and settles."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["initopt.figure_server"])
+    return context
 
 
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """The pool of this size, started on first use and then reused (tests run many commands)."""
     if workers not in _POOLS:
-        # "spawn": fresh interpreters, never a fork of a process whose JAX threads are running.
         _POOLS[workers] = pool = concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
-        for _ in range(workers):
-            pool.submit(_ready)
+            workers, mp_context=_context(), initializer=_start_worker)
+        # Starting a worker waits until the fork server has imported matplotlib: a thread waits,
+        # not the command. Submitting one no-op per worker starts them all.
+        _STARTERS[workers] = starter = threading.Thread(
+            target=lambda: [pool.submit(_ready) for _ in range(workers)], name="initopt-figures", daemon=True)
+        starter.start()
     return _POOLS[workers]
 
 
@@ -126,9 +159,13 @@ def stop_workers() -> None:
     to wait for). Called by the console entry point as the process ends: the workers are killed,
     not asked to finish (their interpreters' teardown took 0.2 s), then the pool's own thread is
     waited for, so no queue is half cleaned up when the process ends (a leaked-semaphore warning)."""
-    pools = list(_POOLS.values())
+    pools = [(pool, _STARTERS.pop(size, None)) for size, pool in _POOLS.items()]
     _POOLS.clear()
-    for pool in pools:
+    for pool, starter in pools:
+        if starter is not None and starter.is_alive():
+            # The fork server is still importing matplotlib and has forked no worker: nothing to
+            # end (the server ends itself once this process has gone), nothing to wait for.
+            continue
         terminate = getattr(pool, "terminate_workers", None)  # Python 3.14's public way
         if terminate is not None:
             terminate()
