@@ -85,8 +85,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def start_figures(at_most: int = 2):
     """Figure workers for a command that draws: started first, so matplotlib loads beside JAX. No
-    more of them than the figures the command draws at one time: an idle worker's matplotlib import
-    still takes a core from the main process (measured: the grid and surface are faster with one)."""
+    more of them than the figures the command draws at one time (the grid draws one)."""
     from initopt import figures
 
     return figures.Figures(at_most=at_most)

@@ -1,11 +1,11 @@
 """Figures drawn in worker processes while the main process computes.
 
 A short command spends much of its time on matplotlib: about 0.7 s to import it and
-0.3 to 0.5 s to draw and save each figure on a laptop core. The workers start when a
-command does, before the main process imports JAX, so matplotlib's import runs beside
-JAX's; later each figure is drawn by whichever worker is free. A command asks for no
-more workers than it draws figures at one time (two at most by default): an idle
-worker's import of matplotlib still takes a core from the main process. A
+0.15 to 0.45 s to draw and save each figure on a laptop core. The workers start when a
+command does, before the main process imports JAX: a fork server imports matplotlib
+once, beside JAX's import, and forks the workers from itself; later each figure is
+drawn by whichever worker is free. A command asks for no more workers than it draws
+figures at one time (two at most by default). A
 command waits for its figures (:meth:`Figures.wait`) before it writes its final status,
 so a run that says "complete" has every PNG. ``INITOPT_FIGURE_WORKERS=0`` draws in the
 main process instead (as does a machine with one core).

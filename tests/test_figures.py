@@ -74,6 +74,32 @@ def test_ctrl_c_is_left_to_the_main_process(tmp_path):
     assert worker.is_alive() and (tmp_path / "second.png").read_bytes() == (tmp_path / "first.png").read_bytes()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads parent pids from /proc")
+def test_workers_are_forked_from_one_server_that_imported_matplotlib(tmp_path):
+    """Both workers are children of the fork server (one import of matplotlib for all of them), not
+    of this process, and arrive settled: niced, with matplotlib loaded."""
+    pool = figures.Figures(workers=2)
+    pool.draw(tmp_path / "a.png", "loss_curves", *curves())
+    pool.draw(tmp_path / "b.png", "loss_curves", *curves())
+    pool.wait()
+    pool._pool.submit(int).result()  # every worker has started by now
+    parents = {worker_parent(p.pid) for p in pool._pool._processes.values()}
+    assert len(pool._pool._processes) == 2 and len(parents) == 1 and os.getpid() not in parents
+    assert pool._pool.submit(os.nice, 0).result() >= 10
+    assert pool._pool.submit(settled_with_matplotlib).result()
+
+
+def worker_parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def settled_with_matplotlib() -> bool:
+    import sys
+
+    return figures._SETTLED and "matplotlib" in sys.modules
+
+
 def test_worker_count_from_the_environment(monkeypatch):
     monkeypatch.setenv(figures.WORKERS_ENV, "0")
     assert figures.default_workers() == 0
