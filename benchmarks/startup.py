@@ -1,9 +1,10 @@
 """Whole-process seconds of short commands, cold and warm, in one run.
 
 Cold: a fresh cache directory (no decompressed arrays, no compiled programs) and
-JAX's persistent compilation cache off. Warm: the same cache directory after one
-run, the compilation cache on (the default). Each number is the median (and the
-fastest) of ``--repeats`` processes. For ``train`` the number is the time from
+JAX's persistent compilation cache off. Warm: one cache directory, filled by a first
+run of every command, the compilation cache on (the default). Each number is the
+median (and the fastest) of ``--repeats`` processes, taken in rounds: every command
+(cold and warm) and the floor once per round. For ``train`` the number is the time from
 starting the process to the start of the first epoch (the time to its first epoch
 line less that epoch's own seconds).
 
@@ -11,7 +12,7 @@ The floor, measured in the same run: a process that only imports JAX and runs on
 tiny program, which every command pays; each warm time is also given as a multiple
 of it, a ratio that holds across machines better than seconds do. Usage:
 
-    python benchmarks/startup.py [--repeats 5]
+    python benchmarks/startup.py [--repeats 7]
 """
 
 from __future__ import annotations
@@ -71,26 +72,33 @@ def run_once(name: str, args: list[str], env: dict, out: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    floor = floor_seconds(args.repeats)
-    results = {"floor: python -c 'import jax' + one program": {"seconds": median(floor), "fastest": min(floor)}}
-    print(json.dumps(results), flush=True)
+    cold: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    warm: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    floor: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out")
+
+        def cold_env(run: str) -> dict:  # a cache directory of its own: nothing decompressed or compiled
+            return dict(os.environ, INITOPT_CACHE_DIR=os.path.join(tmp, run), INITOPT_COMPILE_CACHE="off")
+
+        warm_env = dict(os.environ, INITOPT_CACHE_DIR=os.path.join(tmp, "warm"), INITOPT_COMPILE_CACHE="on")
         for name, command in COMMANDS.items():
-            cold, warm = [], []
-            for i in range(args.repeats):
-                cache = os.path.join(tmp, f"cold-{len(results)}-{i}")
-                env = dict(os.environ, INITOPT_CACHE_DIR=cache, INITOPT_COMPILE_CACHE="off")
-                cold.append(run_once(name, command, env, os.path.join(tmp, "out")))
-            warm_cache = os.path.join(tmp, f"warm-{len(results)}")
-            env = dict(os.environ, INITOPT_CACHE_DIR=warm_cache, INITOPT_COMPILE_CACHE="on")
-            run_once(name, command, env, os.path.join(tmp, "out"))  # fills the caches
-            for _ in range(args.repeats):
-                warm.append(run_once(name, command, env, os.path.join(tmp, "out")))
-            results[name] = {"cold_seconds": median(cold), "warm_seconds": median(warm), "warm_fastest": min(warm),
-                             "warm_over_floor": median(warm) / median(floor), "target_warm_seconds": TARGETS[name]}
-            print(json.dumps({name: results[name]}), flush=True)
+            run_once(name, command, warm_env, out)  # fills the warm caches
+        # Round by round, every command once: a slow spell of a shared machine falls on all of them
+        # (and on the floor) alike, not on whichever command was being measured then.
+        for i in range(args.repeats):
+            floor += floor_seconds(1)
+            for k, (name, command) in enumerate(COMMANDS.items()):
+                cold[name].append(run_once(name, command, cold_env(f"cold-{k}-{i}"), out))
+                warm[name].append(run_once(name, command, warm_env, out))
+            print(f"round {i + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+    results = {"floor: python -c 'import jax' + one program": {"seconds": median(floor), "fastest": min(floor)}}
+    for name in COMMANDS:
+        results[name] = {"cold_seconds": median(cold[name]), "warm_seconds": median(warm[name]),
+                         "warm_fastest": min(warm[name]), "warm_over_floor": median(warm[name]) / median(floor),
+                         "target_warm_seconds": TARGETS[name]}
     print(json.dumps(results, indent=2))
 
 
