@@ -66,7 +66,7 @@ _INIT_COMPILER_OPTIONS = {"xla_disable_hlo_passes": "algsimp"}
 @functools.partial(jax.jit, static_argnames=("cells", "shape"), compiler_options=_INIT_COMPILER_OPTIONS)
 def _init_cells(seed_sets, cells: tuple, shape: tuple[int, ...]):
     """``model.init(PRNGKey(seed), example)`` for every cell ``(hidden, act, init, scale, s)``, vmapped
-    over the seeds ``seed_sets[s]`` (uint32), every cell in one program. Cells that share a seed set
+    over the seeds ``seed_sets[s]`` (uint32; a lone seed unbatched), every cell in one program. Cells that share a seed set
     share its argument, so XLA computes their common random bits once (the grid's 18 cells)."""
     # A zero batch, not Flax's lazy_init: its partial evaluation of every cell costs more tracing
     # than the forward pass it avoids, which XLA drops anyway (nothing reads it).

@@ -55,6 +55,19 @@ def test_grid_reproduces_the_reference_behaviour(example):
                 assert np.ptp(g) <= 1e-6 * max(np.abs(g).max(), 1e-30)
 
 
+def test_the_grid_program_gives_every_cell_what_a_lone_run_gives(tiny_data):
+    """One traced model for all activations (lax.switch per cell) against one model per cell."""
+    x, y = data.example_batch(data.load(tiny_data))
+    cells = stats.grid_stats((16, 8), x, y, inits=(("xavier", None), ("kaiming", None), ("normal", 0.1)),
+                             acts=("identity", "tanh", "relu"))
+    assert len(cells) == 9
+    for cell in cells:
+        s = cell.summary
+        lone = stats.init_stats(ModelConfig(hidden=(16, 8), init=s["init"], act=s["act"], scale=s["scale"]), x, y)
+        for key in ("weight_var", "act_var", "grad_var", "act_mean", "grad_std"):
+            np.testing.assert_allclose(s[key], lone.summary[key], rtol=1e-6, err_msg=f"{s['init']} {s['act']} {key}")
+
+
 def test_theory_matches_measurement_for_equal_variance_identity(tiny_data):
     x, y = data.example_batch(data.load(tiny_data))
     cfg = ModelConfig(hidden=(256, 256, 256), init="equal_variance", act="identity")
