@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,17 +41,10 @@ EPOCH_LINE = re.compile(r"epoch 1/\d+: val acc [0-9.]+.*\(([0-9.]+) s\)")
 FLOOR = [sys.executable, "-c", "import jax, jax.numpy as jnp; jnp.zeros(1).block_until_ready()"]
 
 
-def floor_seconds(repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(FLOOR, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
+def floor_seconds() -> float:
+    start = time.perf_counter()
+    subprocess.run(FLOOR, check=True, capture_output=True)
+    return time.perf_counter() - start
 
 
 def run_once(name: str, args: list[str], env: dict, out: str) -> float:
@@ -89,11 +83,12 @@ def main() -> None:
         # Round by round, every command once: a slow spell of a shared machine falls on all of them
         # (and on the floor) alike, not on whichever command was being measured then.
         for i in range(args.repeats):
-            floor += floor_seconds(1)
+            floor.append(floor_seconds())
             for k, (name, command) in enumerate(COMMANDS.items()):
                 cold[name].append(run_once(name, command, cold_env(f"cold-{k}-{i}"), out))
                 warm[name].append(run_once(name, command, warm_env, out))
             print(f"round {i + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+    median = statistics.median
     results = {"floor: python -c 'import jax' + one program": {"seconds": median(floor), "fastest": min(floor)}}
     for name in COMMANDS:
         results[name] = {"cold_seconds": median(cold[name]), "warm_seconds": median(warm[name]),

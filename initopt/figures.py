@@ -84,8 +84,8 @@ def draw_now(builder: str, path: Path, args: tuple, kwargs: dict) -> str:
     return str(io.save_figure(getattr(plots, builder)(*args, **kwargs), Path(path)))
 
 
-_POOLS: dict[int, concurrent.futures.ProcessPoolExecutor] = {}  # by size, kept for the process's life
-_STARTERS: dict[int, threading.Thread] = {}  # the thread that started each pool's workers
+# By size, kept for the process's life: each pool with the thread that started its workers.
+_POOLS: dict[int, tuple[concurrent.futures.ProcessPoolExecutor, threading.Thread]] = {}
 
 
 def _context():
@@ -103,19 +103,19 @@ def _context():
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """The pool of this size, started on first use and then reused (tests run many commands)."""
     if workers not in _POOLS:
-        _POOLS[workers] = pool = concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=_context(), initializer=_start_worker)
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker)
         # Starting a worker waits until the fork server has imported matplotlib: a thread waits,
         # not the command. Submitting one no-op per worker starts them all.
-        _STARTERS[workers] = starter = threading.Thread(
-            target=lambda: [pool.submit(_ready) for _ in range(workers)], name="initopt-figures", daemon=True)
+        starter = threading.Thread(target=lambda: [pool.submit(_ready) for _ in range(workers)],
+                                   name="initopt-figures", daemon=True)
         starter.start()
-    return _POOLS[workers]
+        _POOLS[workers] = (pool, starter)
+    return _POOLS[workers][0]
 
 
 def _forget_broken(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     """A pool whose worker died is broken for good: the next command starts a new one."""
-    for size, known in list(_POOLS.items()):
+    for size, (known, _) in list(_POOLS.items()):
         if known is pool:
             del _POOLS[size]
 
@@ -159,10 +159,10 @@ def stop_workers() -> None:
     to wait for). Called by the console entry point as the process ends: the workers are killed,
     not asked to finish (their interpreters' teardown took 0.2 s), then the pool's own thread is
     waited for, so no queue is half cleaned up when the process ends (a leaked-semaphore warning)."""
-    pools = [(pool, _STARTERS.pop(size, None)) for size, pool in _POOLS.items()]
+    pools = list(_POOLS.values())
     _POOLS.clear()
     for pool, starter in pools:
-        if starter is not None and starter.is_alive():
+        if starter.is_alive():
             # The fork server is still importing matplotlib and has forked no worker: nothing to
             # end (the server ends itself once this process has gone), nothing to wait for.
             continue

@@ -66,15 +66,19 @@ _INIT_COMPILER_OPTIONS = {"xla_disable_hlo_passes": "algsimp"}
 @functools.partial(jax.jit, static_argnames=("cells", "shape"), compiler_options=_INIT_COMPILER_OPTIONS)
 def _init_cells(seed_sets, cells: tuple, shape: tuple[int, ...]):
     """``model.init(PRNGKey(seed), example)`` for every cell ``(hidden, act, init, scale, s)``, vmapped
-    over the seeds ``seed_sets[s]`` (uint32; a lone seed unbatched), every cell in one program. Cells that share a seed set
-    share its argument, so XLA computes their common random bits once (the grid's 18 cells)."""
+    over the seeds ``seed_sets[s]`` (uint32; a lone seed unbatched), every cell in one program. Cells
+    that share a seed set share its argument, so XLA computes their common random bits once (the
+    grid's 18 cells)."""
     # A zero batch, not Flax's lazy_init: its partial evaluation of every cell costs more tracing
     # than the forward pass it avoids, which XLA drops anyway (nothing reads it).
     example = jnp.zeros(shape, jnp.float32)
     out = []
     for hidden, act, init, scale, s in cells:
         model = make_model(hidden, act, init, scale)
-        init_one = functools.partial(lambda seed, m: m.init(jax.random.PRNGKey(seed), example), m=model)
+
+        def init_one(seed, m=model):
+            return m.init(jax.random.PRNGKey(seed), example)
+
         if len(seed_sets[s]) == 1:  # one seed (most commands): the same bits without tracing a batched init
             out.append(jax.tree.map(lambda a: a[None], init_one(seed_sets[s][0])))
         else:
