@@ -38,8 +38,23 @@ def test_steep_is_minus_three_gaussian_densities():
 
 def run(name, opt):
     surf = S.SURFACES[name]
-    rows, w, loss = S.trajectory(name, opt, S.default_lr(surf, opt), 0.9, jnp.asarray(surf.start, jnp.float32), 100)
+    ((rows, w, loss),) = S.trajectories(name, (opt,), np.float32([S.default_lr(surf, opt)]), 0.9,
+                                        np.float32(surf.start), 100)
     return np.asarray(rows), S.verdict(surf, w, loss)
+
+
+def test_one_program_for_every_optimizer_gives_each_lone_run():
+    surf = S.SURFACES["himmelblau"]
+    opts = ("sgd", "momentum", "adam", "nesterov")
+    lrs = np.float32([S.default_lr(surf, o) for o in opts])
+    together = S.trajectories("himmelblau", opts, lrs, 0.8, np.float32(surf.start), 60)
+    assert len(together) == len(opts)
+    for i, opt in enumerate(opts):
+        (alone,) = S.trajectories("himmelblau", (opt,), lrs[i:i + 1], 0.8, np.float32(surf.start), 60)
+        for a, b in zip(together[i], alone):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    # and they differ from each other (a mixed-up optimizer or rate would show here)
+    assert not np.allclose(np.asarray(together[0][0]), np.asarray(together[2][0]))
 
 
 def test_trajectory_rows_start_at_the_start():
@@ -66,15 +81,19 @@ def test_reference_outcome_steep():
 def test_vmapped_starts_match_single_runs_and_compile_once():
     surf = S.SURFACES["himmelblau"]
     starts = S.random_starts(surf, 8, seed=1)
-    lrs = np.asarray([0.001, 0.01], np.float32)
+    opts = ("sgd", "adam")
+    lrs = np.asarray([[0.002, 0.01], [0.001, 0.01]], np.float32)  # a row of rates per optimizer
     before = S.batch_final._cache_size()
-    w, loss = S.batch_final("himmelblau", "adam", lrs, 0.9, starts, 50)
-    S.batch_final("himmelblau", "adam", lrs * 2, 0.9, starts + 0.1, 50)
+    w, loss = S.batch_final("himmelblau", opts, lrs, 0.9, starts, 50)
+    S.batch_final("himmelblau", opts, lrs * 2, 0.9, starts + 0.1, 50)
     assert S.batch_final._cache_size() - before == 1
-    for li, lr in enumerate(lrs):
-        for i in (0, 7):
-            _, w1, l1 = S.trajectory("himmelblau", "adam", float(lr), 0.9, jnp.asarray(starts[i]), 50)
-            np.testing.assert_allclose(np.asarray(w[li, i]), np.asarray(w1), rtol=1e-4, atol=1e-5)
+    assert w.shape == (2, 2, 8, 2) and loss.shape == (2, 2, 8)
+    for o, opt in enumerate(opts):
+        for li in range(2):
+            for i in (0, 7):
+                ((_, w1, l1),) = S.trajectories("himmelblau", (opt,), lrs[o, li:li + 1], 0.9, starts[i], 50)
+                np.testing.assert_allclose(np.asarray(w[o, li, i]), np.asarray(w1), rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(float(loss[o, li, i]), float(l1), rtol=1e-4, atol=1e-5)
 
 
 def test_start_statistics_and_best_of():
