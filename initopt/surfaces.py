@@ -1,4 +1,5 @@
-"""2D loss surfaces, optimizer trajectories (one jitted ``lax.scan``), verdicts.
+"""2D loss surfaces, optimizer trajectories (a ``lax.scan`` each, every optimizer in one jitted
+program), verdicts.
 
 A trajectory records ``(w1, w2, loss)`` before each update, so its first row is
 the start; the verdict looks at the point after the last update. An optimizer
