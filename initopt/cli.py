@@ -634,7 +634,7 @@ def surface(
     as_json: JsonOpt = False,
 ):
     """Run optimizers on a 2D loss surface; draw their trajectories; judge whether they reach a minimum."""
-    figures = start_figures(at_most=2)
+    figures = start_figures()
     from initopt import config, io
 
     optimizers = tuple(config.parse_list(optimizer, "--optimizer"))

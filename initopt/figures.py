@@ -5,10 +5,10 @@ A short command spends much of its time on matplotlib: about 0.7 s to import it 
 command does, before the main process imports JAX: a fork server imports matplotlib
 once, beside JAX's import, and forks the workers from itself; later each figure is
 drawn by whichever worker is free. A command asks for no more workers than it draws
-figures at one time (two at most by default). A
-command waits for its figures (:meth:`Figures.wait`) before it writes its final status,
-so a run that says "complete" has every PNG. ``INITOPT_FIGURE_WORKERS=0`` draws in the
-main process instead (as does a machine with one core).
+figures at one time (two at most by default). A command waits for its figures
+(:meth:`Figures.wait`) before it writes its final status, so a run that says "complete"
+has every PNG. ``INITOPT_FIGURE_WORKERS=0`` draws in the main process instead (as does a
+machine with one core).
 
 Figures are named by their builder in :mod:`initopt.plots` (``"histograms"``), so the main
 process never imports matplotlib itself; each PNG is written by :func:`initopt.io.save_figure`.
