@@ -154,17 +154,25 @@ class Figures:
         return done
 
 
+# How long a command that ends while its workers are starting waits for them to have started
+# (the fork server's import of matplotlib: under a second here).
+START_WAIT_SECONDS = 10.0
+
+
 def stop_workers() -> None:
-    """Ends the workers now, mid-import if need be (a command that failed early has no figures
-    to wait for). Called by the console entry point as the process ends: the workers are killed,
-    not asked to finish (their interpreters' teardown took 0.2 s), then the pool's own thread is
-    waited for, so no queue is half cleaned up when the process ends (a leaked-semaphore warning)."""
+    """Ends the workers now (a command that failed early has no figures to wait for). Called by
+    the console entry point as the process ends: the workers are killed, not asked to finish
+    (their interpreters' teardown took 0.2 s), then the pool's own thread is waited for, so no
+    queue is half cleaned up when the process ends (a leaked-semaphore warning).
+
+    Workers still starting are waited for first: a worker forked after this process had gone
+    could not rebuild the pool's queues (their semaphores are unlinked at exit) and printed a
+    traceback after the command's own last words."""
     pools = list(_POOLS.values())
     _POOLS.clear()
     for pool, starter in pools:
-        if starter.is_alive():
-            # The fork server is still importing matplotlib and has forked no worker: nothing to
-            # end (the server ends itself once this process has gone), nothing to wait for.
+        starter.join(START_WAIT_SECONDS)
+        if starter.is_alive():  # the fork server never became ready: no worker to end
             continue
         terminate = getattr(pool, "terminate_workers", None)  # Python 3.14's public way
         if terminate is not None:

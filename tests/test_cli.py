@@ -42,6 +42,21 @@ def test_help_does_not_import_jax():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.parametrize("args, text", [
+    (["init-stats", "--hidden", "512,,256"], "--hidden takes sizes like"),  # fails before JAX is imported
+    (["surface", "--optimizer", "foo"], "Unknown optimizer 'foo'"),  # fails while the workers are forked
+])
+def test_a_real_process_that_fails_says_one_sentence_and_nothing_after(tmp_path, args, text):
+    """The whole stderr of a failing command, workers included: a figure worker left half-started
+    when the command ended printed a traceback after the command's sentence (the pipe stays open
+    until every process holding it has ended, so that output would be captured here)."""
+    proc = subprocess.run([sys.executable, "-m", "initopt", *args, "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and text in lines[0], proc.stderr
+
+
 def test_data_command(tiny_data):
     result = invoke("data", "--data-dir", tiny_data, "--json")
     assert result.exit_code == 0, result.output
