@@ -177,7 +177,7 @@ def init_stats(
     grid: Annotated[bool, typer.Option("--grid", help="The reference grid: 6 inits x identity/tanh/relu in one go.")] = False,
     hidden: HiddenOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="PRNGKey of model.init.")] = 42,
-    n_seeds: Annotated[int, typer.Option("--seeds", help="Initialisations SEED..SEED+N-1: mean and spread of every per-layer variance.", min=1, max=10_000)] = 1,
+    n_seeds: Annotated[int, typer.Option("--seeds", help="Initialisations SEED..SEED+N-1: mean and spread of every per-layer variance (1 to 10000).")] = 1,
     prng: PrngOpt = Prng.legacy,
     data_dir: DataDirOpt = None,
     out: OutOpt = Path("outputs"),
@@ -187,6 +187,7 @@ def init_stats(
     figures = start_figures(at_most=1 if grid else 2)
     from initopt import config, io
 
+    config.check_number(n_seeds, "--seeds", at_least=1, at_most=10_000)
     hidden_sizes = config.parse_hidden(hidden) if hidden else config.ModelConfig().hidden
     model_cfg = config.load(overrides={
         "model.init": init.value, "model.act": act.value, "model.scale": scale,
@@ -488,20 +489,20 @@ PHASE_QUICK = {"sigma_w2": "1:4:4", "depths": "3:12:3", "width": 32, "steps": 60
 def depth(
     act: Annotated[Act, typer.Option("--act", help="Activation.")] = Act.tanh,
     init: Annotated[str, typer.Option("--init", help="Comma list: gaussian (normal), orthogonal, lsuv (with --sigma-w2), or kaiming, xavier, lecun_normal, equal_variance (their own sigma_w^2).")] = "gaussian",
-    sigma_w2: Annotated[float, typer.Option("--sigma-w2", help="Weight variance times fan-in.", min=1e-12)] = 1.76,
-    sigma_b2: Annotated[float, typer.Option("--sigma-b2", help="Bias variance.", min=0.0)] = 0.05,
-    width: Annotated[int, typer.Option("--width", help="Hidden width.", min=1, max=65536)] = 256,
-    n_layers: Annotated[int, typer.Option("--depth", help="Layers of the measured network.", min=1, max=10000)] = 64,
+    sigma_w2: Annotated[float, typer.Option("--sigma-w2", help="Weight variance times fan-in (above 0).")] = 1.76,
+    sigma_b2: Annotated[float, typer.Option("--sigma-b2", help="Bias variance (at least 0).")] = 0.05,
+    width: Annotated[int, typer.Option("--width", help="Hidden width (1 to 65536).")] = 256,
+    n_layers: Annotated[int, typer.Option("--depth", help="Layers of the measured network (1 to 10000).")] = 64,
     jacobian_depths: Annotated[str, typer.Option("--jacobian-depths", help="Depths at which to take the Jacobian's spectrum.")] = "4,16,64",
     phase: Annotated[bool, typer.Option("--phase", help="Also train the (sigma_w^2, depth) grid: the trainability phase diagram (tanh, sigma_b^2 0.05).")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="A small phase grid for tests (well under a minute).")] = False,
     phase_sigma_w2: Annotated[Optional[str], typer.Option("--phase-sigma-w2", help="sigma_w^2 values, LO:HI:K or a list (default 1:4:16).")] = None,
     phase_depths: Annotated[Optional[str], typer.Option("--phase-depths", help="Depths, LO:HI:K or a list (default 5:60:12).")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="SGD steps per phase cell (default 300).", min=1)] = None,
-    lr: Annotated[float, typer.Option("--lr", help="SGD learning rate of the phase cells.", min=1e-12)] = 0.01,
-    threshold: Annotated[float, typer.Option("--threshold", help="Training accuracy above which a cell counts as trained.", min=0.0, max=1.0)] = 0.5,
-    lsuv_tol: Annotated[float, typer.Option("--lsuv-tol", help="LSUV: stop when |Var - 1| is below this.", min=1e-12)] = 0.1,
-    lsuv_max_iter: Annotated[int, typer.Option("--lsuv-max-iter", help="LSUV: at most this many rescalings per layer.", min=1)] = 10,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="SGD steps per phase cell (default 300).")] = None,
+    lr: Annotated[float, typer.Option("--lr", help="SGD learning rate of the phase cells.")] = 0.01,
+    threshold: Annotated[float, typer.Option("--threshold", help="Training accuracy above which a cell counts as trained (0 to 1).")] = 0.5,
+    lsuv_tol: Annotated[float, typer.Option("--lsuv-tol", help="LSUV: stop when |Var - 1| is below this (above 0).")] = 0.1,
+    lsuv_max_iter: Annotated[int, typer.Option("--lsuv-max-iter", help="LSUV: at most this many rescalings per layer.")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="PRNG seed of the weights.")] = 0,
     name: Annotated[Optional[str], typer.Option("--name", help="Directory under OUT/depth.")] = None,
     data_dir: DataDirOpt = None,
@@ -511,6 +512,14 @@ def depth(
     """Deep-network theory measured: depth scales, signal propagation, Jacobian spectra, trainability, LSUV."""
     figures = start_figures()
     from initopt import config, io
+
+    for value, option, bounds in ((sigma_w2, "--sigma-w2", {"above": 0}), (sigma_b2, "--sigma-b2", {"at_least": 0}),
+                                  (width, "--width", {"at_least": 1, "at_most": 65536}),
+                                  (n_layers, "--depth", {"at_least": 1, "at_most": 10_000}),
+                                  (steps, "--steps", {"at_least": 1}), (lr, "--lr", {"above": 0}),
+                                  (threshold, "--threshold", {"at_least": 0, "at_most": 1}),
+                                  (lsuv_tol, "--lsuv-tol", {"above": 0}), (lsuv_max_iter, "--lsuv-max-iter", {"at_least": 1})):
+        config.check_number(value, option, **bounds)
 
     from initopt import budget, depth as depth_lib
 
@@ -624,12 +633,12 @@ def surface(
     kind: Annotated[Kind, typer.Option("--kind", help="The 2D loss surface.")] = Kind.steep,
     optimizer: Annotated[str, typer.Option("--optimizer", help="Comma list of optimizers, or all (sgd, momentum, adam).")] = "all",
     lr: Annotated[Optional[float], typer.Option("--lr", help="One learning rate for every optimizer (default: the surface's reference rates).")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="Updates per trajectory.", min=1, max=100_000)] = 100,
+    steps: Annotated[int, typer.Option("--steps", help="Updates per trajectory (1 to 100000).")] = 100,
     start: Annotated[Optional[str], typer.Option("--start", help="Start point w1,w2 (default: the surface's).")] = None,
-    starts: Annotated[Optional[int], typer.Option("--starts", help="Also run N random starts in the plot range (vmapped); report success rates.", min=1, max=1_000_000)] = None,
+    starts: Annotated[Optional[int], typer.Option("--starts", help="Also run N random starts in the plot range (vmapped); report success rates (1 to 1000000).")] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Try a grid of learning rates (x0.01 .. x10 the default) per optimizer, same step budget; report the best.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random starts.")] = 0,
-    beta: Annotated[float, typer.Option("--beta", help="Momentum coefficient.", min=0.0, max=0.999999)] = 0.9,
+    beta: Annotated[float, typer.Option("--beta", help="Momentum coefficient (0 to 0.999999).")] = 0.9,
     out: OutOpt = Path("outputs"),
     as_json: JsonOpt = False,
 ):
@@ -642,6 +651,9 @@ def surface(
         optimizers = ("sgd", "momentum", "adam")
     if lr is not None:
         config.check_lr(lr)
+    config.check_number(steps, "--steps", at_least=1, at_most=100_000)
+    config.check_number(starts, "--starts", at_least=1, at_most=1_000_000)
+    config.check_number(beta, "--beta", at_least=0, at_most=0.999999)
     if tune and starts is None:
         starts = 64
 

@@ -130,6 +130,28 @@ def check_lr(lr: float, source: str = "the options") -> float:
     return lr
 
 
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def check_number(value: float | None, option: str, *, at_least: float | None = None, above: float | None = None,
+                 at_most: float | None = None) -> None:
+    """A command-line number within its range (None: the option was not given); else one sentence
+    naming the option, like every other bad input (Typer's own range check printed a usage box and
+    exited 2)."""
+    if value is None:
+        return
+    ok = (math.isfinite(value) and (at_least is None or value >= at_least) and (above is None or value > above)
+          and (at_most is None or value <= at_most))
+    if not ok:
+        if at_least is not None and at_most is not None:
+            bounds = [f"between {_number(at_least)} and {_number(at_most)}"]
+        else:
+            bounds = [f"{word} {_number(b)}" for word, b in (("at least", at_least), ("above", above),
+                                                             ("at most", at_most)) if b is not None]
+        raise ConfigError(f"{option} must be {' and '.join(bounds) or 'a finite number'}, not {_number(value)}.")
+
+
 def validate(cfg: Config, source: str = "the options") -> Config:
     """Checks names and ranges beyond types; returns ``cfg`` with names in canonical form."""
     from initopt.activations import ACTIVATIONS

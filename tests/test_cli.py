@@ -45,6 +45,7 @@ def test_help_does_not_import_jax():
 @pytest.mark.parametrize("args, text", [
     (["init-stats", "--hidden", "512,,256"], "--hidden takes sizes like"),  # fails before JAX is imported
     (["surface", "--optimizer", "foo"], "Unknown optimizer 'foo'"),  # fails while the workers are forked
+    (["surface", "--starts", "0"], "--starts must be between 1 and 1000000, not 0."),  # exit 1, not a usage box
 ])
 def test_a_real_process_that_fails_says_one_sentence_and_nothing_after(tmp_path, args, text):
     """The whole stderr of a failing command, workers included: a figure worker left half-started
@@ -109,7 +110,7 @@ def test_init_stats_grid(tiny_data, tmp_path):
     (["--hidden", "512,"], "--hidden takes sizes like"),
     (["--hidden", "100000x100000"], "init-stats with hidden sizes 100000x100000 needs about"),
     (["--grid", "--hidden", "4x20000"], "over 18 cells needs about"),
-    (["--seeds", "0"], "Invalid value for '--seeds'"),
+    (["--seeds", "0"], "--seeds must be between 1 and 10000, not 0."),
 ])
 def test_init_stats_bad_input(args, text, tmp_path):
     assert_clean_error(invoke("init-stats", *args, "--out", tmp_path), text)
@@ -304,8 +305,9 @@ def test_surface_start_and_lr_override(tmp_path):
     (["--optimizer", "nope"], "Unknown optimizer 'nope'"),
     (["--start", "a,b"], "--start takes two numbers"),
     (["--lr", "-1"], "must be a positive number"),
-    (["--steps", "0"], "Invalid value for '--steps'"),
-    (["--starts", "0"], "Invalid value for '--starts'"),
+    (["--steps", "0"], "--steps must be between 1 and 100000, not 0."),
+    (["--starts", "0"], "--starts must be between 1 and 1000000, not 0."),
+    (["--beta", "1"], "--beta must be between 0 and 0.999999, not 1."),
     (["--optimizer", "sgd,"], "--optimizer takes a comma list without empty items"),
     (["--optimizer", "optax:lion"], "Unknown optimizer 'optax:lion' for surfaces"),
 ])

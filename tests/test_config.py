@@ -57,3 +57,22 @@ def test_parse_inits():
                       ("xavier,xavier", "twice")):
         with pytest.raises(ConfigError, match=text):
             config.parse_inits(bad)
+
+
+def test_check_number_accepts_its_range_and_names_the_option_otherwise():
+    for value in (1, 7, 10):
+        config.check_number(value, "--n", at_least=1, at_most=10)
+    config.check_number(None, "--n", at_least=1)  # not given
+    config.check_number(1e-9, "--x", above=0)
+    cases = [
+        ((0, "--n"), {"at_least": 1, "at_most": 10}, "--n must be between 1 and 10, not 0."),
+        ((11, "--n"), {"at_least": 1, "at_most": 10}, "--n must be between 1 and 10, not 11."),
+        ((0.0, "--x"), {"above": 0}, "--x must be above 0, not 0."),
+        ((-0.5, "--b"), {"at_least": 0}, "--b must be at least 0, not -0.5."),
+        ((float("nan"), "--b"), {"at_least": 0, "at_most": 1}, "--b must be between 0 and 1, not nan."),
+        ((float("inf"), "--x"), {}, "--x must be a finite number, not inf."),
+    ]
+    for args, bounds, message in cases:
+        with pytest.raises(ConfigError) as info:
+            config.check_number(*args, **bounds)
+        assert str(info.value) == message

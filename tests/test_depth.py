@@ -82,7 +82,9 @@ def test_depth_command_quick(tiny_data, tmp_path):
     (["--init", "nope"], "Unknown depth initializer 'nope'"),
     (["--jacobian-depths", "4,200"], "deeper than --depth"),
     (["--phase-depths", "0:5:3"], "needs distinct positive values"),
-    (["--sigma-w2", "0"], "Invalid value for '--sigma-w2'"),
+    (["--sigma-w2", "0"], "--sigma-w2 must be above 0, not 0."),
+    (["--width", "0"], "--width must be between 1 and 65536, not 0."),
+    (["--threshold", "2"], "--threshold must be between 0 and 1, not 2."),
     (["--width", "60000", "--depth", "2000"], "needs about"),
 ])
 def test_depth_bad_input(tmp_path, args, text):
