@@ -5,8 +5,6 @@ answers at once. Results go to stdout (a table, or JSON with ``--json``);
 progress and errors go to stderr.
 """
 
-from __future__ import annotations
-
 import atexit
 import contextlib
 import enum
