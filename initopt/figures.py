@@ -68,9 +68,23 @@ def settle() -> None:
 
 def _start_worker() -> None:
     """A worker's first acts: leave Ctrl-C to the main process (which ends its workers; a terminal
-    sends SIGINT to every process of the job, and a worker would print a traceback); settle."""
+    sends SIGINT to every process of the job, and a worker would print a traceback); end with the
+    main process, however it ends; settle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with_main_process()
     settle()
+
+
+def _end_with_main_process() -> None:
+    """Ends this worker when the main process is gone. The main process ends its workers itself,
+    unless it is killed (SIGKILL, the out-of-memory killer): then the workers, which wait on a
+    queue whose write end they hold themselves, and the fork server and resource tracker, which
+    wait for them, stayed behind for good. A thread waits on the pipe that multiprocessing keeps
+    open from the main process (its sentinel), which closes when that process dies."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(0)), name="initopt-orphan-guard",
+                         daemon=True).start()
 
 
 def _ready() -> None:

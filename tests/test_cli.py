@@ -419,9 +419,40 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tmp_path):
     assert (run_dir / "metrics.json").read_text() == metrics_before  # nothing already written is lost
 
 
+def descendants(pid: int) -> list[int] | None:
+    """Every process below ``pid`` (read from /proc), or None where there is no /proc."""
+    import os
+
+    if not os.path.isdir("/proc/self"):
+        return None
+    parents = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (ValueError, OSError):
+            continue
+    below, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        below += children
+        frontier = children
+    return below
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child nobody has reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
 def test_killed_run_resumes_to_the_same_metrics(tmp_path):
-    """SIGKILL a real `initopt train` process on the smoke config mid-way, then start it again."""
+    """SIGKILL a real `initopt train` process on the smoke config mid-way, then start it again; its
+    figure workers and their helpers end with it."""
     import signal
     import time
 
@@ -433,9 +464,16 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     deadline = time.monotonic() + 240
     while not (run_dir / "checkpoint.msgpack").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
+    helpers = descendants(proc.pid)  # the figure workers, their fork server, the resource tracker
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    if helpers is not None:  # none outlives the killed command (they used to wait forever)
+        assert helpers, "the command had no figure workers to check"
+        deadline = time.monotonic() + 10
+        while any(running(p) for p in helpers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in helpers if running(p)]
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # killed, not finished
     assert not (run_dir / "metrics.json").exists()
 
