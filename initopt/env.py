@@ -9,6 +9,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from initopt.errors import InitoptError
+
 
 def _version(package: str) -> str | None:
     try:
@@ -41,6 +43,17 @@ def environment() -> dict:
 COMPILE_CACHE_ENV = "INITOPT_COMPILE_CACHE"  # "off" (or 0/false/no) turns JAX's persistent cache off
 
 
+def compile_cache_wanted() -> bool:
+    """``$INITOPT_COMPILE_CACHE``: on (the default, also when empty; 1/true/yes) or off (0/false/no)."""
+    value = os.environ.get(COMPILE_CACHE_ENV) or "on"
+    word = value.strip().lower()
+    if word in ("on", "1", "true", "yes"):
+        return True
+    if word in ("off", "0", "false", "no"):
+        return False
+    raise InitoptError(f"{COMPILE_CACHE_ENV} must be on or off, not {value!r}.")
+
+
 def cache_root() -> Path:
     """initopt's cache directory (INITOPT_CACHE_DIR overrides ~/.cache/initopt)."""
     return Path(os.environ.get("INITOPT_CACHE_DIR") or Path.home() / ".cache" / "initopt")
@@ -57,6 +70,7 @@ def setup_jax(prng: str | None) -> dict:
     """What the CLI decides once per process before any JAX work: the PRNG implementation and
     JAX's own persistent compilation cache (on by default under initopt's cache directory, every
     program kept however small). Returns what to record in run.json."""
+    enabled = compile_cache_wanted()
     import jax
 
     from initopt import compiles
@@ -64,7 +78,6 @@ def setup_jax(prng: str | None) -> dict:
     if prng is not None:  # None: JAX's default (surfaces, which predate the choice)
         set_prng(prng)
     compiles.install()
-    enabled = os.environ.get(COMPILE_CACHE_ENV, "on").strip().lower() not in ("off", "0", "false", "no")
     directory = cache_root() / "jax-compilation-cache"
     if enabled:
         try:

@@ -642,3 +642,19 @@ def test_run_json_records_the_compile_cache(tiny_data, tmp_path, monkeypatch):
     run = json.loads(run_json.read_text())
     assert run["compile_cache"] == {"enabled": False, "dir": None}
     assert run["compiles"]["from_cache"] == 0
+
+
+@pytest.mark.parametrize("value, wanted", [("on", True), (" Yes", True), ("1", True), ("OFF", False), ("no", False),
+                                           ("0", False), ("", True), ("maybe", None),
+                                           ("of", None)])
+def test_compile_cache_switch(value, wanted, tmp_path, monkeypatch):
+    """INITOPT_COMPILE_CACHE is on or off; anything else ends the command before it writes anything."""
+    from initopt import env
+
+    monkeypatch.setenv("INITOPT_COMPILE_CACHE", value)
+    if wanted is not None:
+        assert env.compile_cache_wanted() is wanted
+        return
+    result = invoke("surface", "--out", tmp_path)
+    assert_clean_error(result, f"INITOPT_COMPILE_CACHE must be on or off, not {value!r}.")
+    assert not (tmp_path / "surface").exists()
