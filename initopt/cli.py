@@ -501,7 +501,7 @@ def depth(
     threshold: Annotated[float, typer.Option("--threshold", help="Training accuracy above which a cell counts as trained (0 to 1).")] = 0.5,
     lsuv_tol: Annotated[float, typer.Option("--lsuv-tol", help="LSUV: stop when |Var - 1| is below this (above 0).")] = 0.1,
     lsuv_max_iter: Annotated[int, typer.Option("--lsuv-max-iter", help="LSUV: at most this many rescalings per layer.")] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="PRNG seed of the weights.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="PRNG seed of the weights (0 to 4294967295).")] = 0,
     name: Annotated[Optional[str], typer.Option("--name", help="Directory under OUT/depth.")] = None,
     data_dir: DataDirOpt = None,
     out: OutOpt = Path("outputs"),
@@ -516,7 +516,8 @@ def depth(
                                   (n_layers, "--depth", {"at_least": 1, "at_most": 10_000}),
                                   (steps, "--steps", {"at_least": 1}), (lr, "--lr", {"above": 0}),
                                   (threshold, "--threshold", {"at_least": 0, "at_most": 1}),
-                                  (lsuv_tol, "--lsuv-tol", {"above": 0}), (lsuv_max_iter, "--lsuv-max-iter", {"at_least": 1})):
+                                  (lsuv_tol, "--lsuv-tol", {"above": 0}), (lsuv_max_iter, "--lsuv-max-iter", {"at_least": 1}),
+                                  (seed, "--seed", {"at_least": 0, "at_most": config.SEED_MAX})):
         config.check_number(value, option, **bounds)
 
     from initopt import budget, depth as depth_lib
@@ -536,7 +537,7 @@ def depth(
                  f"A network of width {width} and depth {n_layers}")
     io.ensure_dir(Path(out))
     run_name = name or (f"{act.value}-sw{sigma_w2:g}-sb{sigma_b2:g}-w{width}-d{n_layers}-" + "_".join(inits)
-                        + ("-phase" + ("-quick" if quick else "") if phase else ""))
+                        + ("-phase" + ("-quick" if quick else "") if phase else "") + (f"-seed{seed}" if seed else ""))
     run_dir = Path(out) / "depth" / run_name
 
     import time as _time
@@ -635,7 +636,7 @@ def surface(
     start: Annotated[Optional[str], typer.Option("--start", help="Start point w1,w2 (default: the surface's).")] = None,
     starts: Annotated[Optional[int], typer.Option("--starts", help="Also run N random starts in the plot range (vmapped); report success rates (1 to 1000000).")] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Try a grid of learning rates (x0.01 .. x10 the default) per optimizer, same step budget; report the best.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random starts.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random starts (0 to 4294967295).")] = 0,
     beta: Annotated[float, typer.Option("--beta", help="Momentum coefficient (0 to 0.999999).")] = 0.9,
     out: OutOpt = Path("outputs"),
     as_json: JsonOpt = False,
@@ -652,6 +653,7 @@ def surface(
     config.check_number(steps, "--steps", at_least=1, at_most=100_000)
     config.check_number(starts, "--starts", at_least=1, at_most=1_000_000)
     config.check_number(beta, "--beta", at_least=0, at_most=0.999999)
+    config.check_number(seed, "--seed", at_least=0, at_most=config.SEED_MAX)
     if tune and starts is None:
         starts = 64
 

@@ -26,6 +26,8 @@ else:  # pragma: no cover
 PRNG_IMPLS = ("legacy", "modern")
 Float = Annotated[float, Field(strict=True)]  # ints accepted, strings and booleans not
 Count = Annotated[StrictInt, Field(ge=1)]
+SEED_MAX = 2**32 - 1  # jax.random.PRNGKey keeps a seed's low 32 bits: a larger seed would repeat a smaller one
+Seed = Annotated[StrictInt, Field(ge=0, le=SEED_MAX)]
 HyperValue = Union[StrictBool, StrictInt, Float, StrictStr]
 
 
@@ -54,7 +56,7 @@ class TrainConfig(_Section):
     lr: Float | None = None  # the peak learning rate; None: each optimizer's reference rate
     epochs: Count = 40
     batch_size: Count = 256
-    seed: Annotated[StrictInt, Field(ge=0)] = 42  # init key and batch order; the split is always seed 42
+    seed: Seed = 42  # init key and batch order; the split is always seed 42
     seeds: Count = 1  # trials with seeds seed, seed+1, ... as one program
     schedule: StrictStr = "constant"  # see initopt.schedules
     warmup_epochs: Annotated[StrictInt, Field(ge=0)] | None = None
@@ -118,6 +120,8 @@ def _message(error: dict, sources: dict[str, str]) -> str:
         return f"Unknown key {dotted} in {source}."
     if error["type"] in ("greater_than_equal",):
         phrase = f"must be at least {error['ctx']['ge']}"
+    elif error["type"] in ("less_than_equal",):
+        phrase = f"must be at most {error['ctx']['le']}"
     else:
         phrase = _PHRASES.get(error["type"], error["msg"].lower())
     return f"{dotted} in {source} {phrase}, not {error['input']!r}."

@@ -111,6 +111,7 @@ def test_init_stats_grid(tiny_data, tmp_path):
     (["--hidden", "100000x100000"], "init-stats with hidden sizes 100000x100000 needs about"),
     (["--grid", "--hidden", "4x20000"], "over 18 cells needs about"),
     (["--seeds", "0"], "--seeds must be between 1 and 10000, not 0."),
+    (["--seed", "4294967296"], "train.seed in the options must be at most 4294967295, not 4294967296."),
 ])
 def test_init_stats_bad_input(args, text, tmp_path):
     assert_clean_error(invoke("init-stats", *args, "--out", tmp_path), text)
@@ -243,6 +244,7 @@ def test_train_divergence_is_reported(tiny_data, tmp_path):
     (["--config", "/nonexistent.toml"], "Config file /nonexistent.toml does not exist."),
     (["--batch-size", "100000"], "exceeds the"),
     (["--seeds", "0"], "train.seeds in the options must be at least 1"),
+    (["--seed", "4294967296"], "train.seed in the options must be at most 4294967295, not 4294967296."),
     (["--optimizer", "sgd,,adam"], "--optimizer takes a comma list without empty items"),
     (["--hidden", "64,,32"], "--hidden takes sizes like"),
     (["--hidden", "100000x100000"], "Training hidden sizes 100000x100000 with 1 trial(s) needs about"),
@@ -310,6 +312,7 @@ def test_surface_start_and_lr_override(tmp_path):
     (["--beta", "1"], "--beta must be between 0 and 0.999999, not 1."),
     (["--optimizer", "sgd,"], "--optimizer takes a comma list without empty items"),
     (["--optimizer", "optax:lion"], "Unknown optimizer 'optax:lion' for surfaces"),
+    (["--seed", "-1", "--starts", "4"], "--seed must be between 0 and 4294967295, not -1."),
 ])
 def test_surface_bad_input(tmp_path, args, text):
     assert_clean_error(invoke("surface", *args, "--out", tmp_path), text)

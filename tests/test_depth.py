@@ -78,6 +78,19 @@ def test_depth_command_quick(tiny_data, tmp_path):
         assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_depth_runs_of_other_seeds_keep_their_own_directory(tiny_data, tmp_path):
+    """The seed changes every draw, so a run of seed 7 does not overwrite the seed-0 run."""
+    for seed in (0, 7):
+        result = CliRunner().invoke(app, ["depth", "--init", "gaussian", "--width", "16", "--depth", "4",
+                                          "--jacobian-depths", "4", "--seed", str(seed), "--data-dir", str(tiny_data),
+                                          "--out", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+    runs = sorted(p.name for p in (tmp_path / "depth").iterdir())
+    assert runs == ["tanh-sw1.76-sb0.05-w16-d4-gaussian", "tanh-sw1.76-sb0.05-w16-d4-gaussian-seed7"]
+    seeds = [json.loads((tmp_path / "depth" / r / "metrics.json").read_text())["seed"] for r in runs]
+    assert seeds == [0, 7]
+
+
 @pytest.mark.parametrize("args, text", [
     (["--init", "nope"], "Unknown depth initializer 'nope'"),
     (["--jacobian-depths", "4,200"], "deeper than --depth"),
@@ -86,6 +99,7 @@ def test_depth_command_quick(tiny_data, tmp_path):
     (["--width", "0"], "--width must be between 1 and 65536, not 0."),
     (["--threshold", "2"], "--threshold must be between 0 and 1, not 2."),
     (["--width", "60000", "--depth", "2000"], "needs about"),
+    (["--seed", "-1"], "--seed must be between 0 and 4294967295, not -1."),
 ])
 def test_depth_bad_input(tmp_path, args, text):
     result = CliRunner().invoke(app, ["depth", *args, "--out", str(tmp_path)])
