@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import glob
 import os
 import platform
+import re
 import sys
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -88,7 +91,37 @@ def setup_jax(prng: str | None) -> dict:
         jax.config.update("jax_compilation_cache_dir", str(directory))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+        _mend_unreadable_entries(directory)
     return {"compile_cache": {"enabled": enabled, "dir": str(directory) if enabled else None}}
+
+
+_UNREADABLE_ENTRY = re.compile(r"Error reading persistent compilation cache entry for '([\w.\-]+)'")
+
+
+def _mend_unreadable_entries(directory: Path) -> None:
+    """Removes a cache entry that JAX could not read (a truncated or corrupt file), in place of
+    JAX's two-line warning. JAX then compiles the program, but never overwrites an existing entry:
+    without this, every later run would warn and compile again. The warning names the jitted
+    function, not the entry, so every entry of that function goes (its other shapes are compiled
+    once more). Installed once per process."""
+    global _SHOW_WARNING
+    if _SHOW_WARNING is not None:
+        return
+    _SHOW_WARNING = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        match = _UNREADABLE_ENTRY.match(str(message))
+        if match is None:
+            return _SHOW_WARNING(message, category, filename, lineno, file, line)
+        for entry in directory.glob(f"{glob.escape(match.group(1))}-*-cache"):
+            entry.unlink(missing_ok=True)
+        print(f"A corrupt entry of the compilation cache ({match.group(1)}) was removed; this run compiles it "
+              "again and the next one reads it from the cache.", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
+_SHOW_WARNING = None  # the showwarning that _mend_unreadable_entries wraps, once installed
 
 
 def compile_report(start) -> dict:

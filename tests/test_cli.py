@@ -661,3 +661,22 @@ def test_compile_cache_switch(value, wanted, tmp_path, monkeypatch):
     result = invoke("surface", "--out", tmp_path)
     assert_clean_error(result, f"INITOPT_COMPILE_CACHE must be on or off, not {value!r}.")
     assert not (tmp_path / "surface").exists()
+
+
+def test_a_corrupt_compilation_cache_entry_is_removed_and_written_again(tmp_path):
+    """JAX never overwrites a cache entry it cannot read: without initopt's mending every later run
+    warned and compiled again. Real processes, since a process compiles a program once."""
+    env = {**__import__("os").environ, "INITOPT_CACHE_DIR": str(tmp_path / "cache"), "INITOPT_COMPILE_CACHE": "on"}
+    command = [sys.executable, "-m", "initopt", "surface", "--optimizer", "adam", "--steps", "5",
+               "--out", str(tmp_path / "out")]
+    subprocess.run(command, env=env, capture_output=True, check=True)
+    entries = sorted((tmp_path / "cache" / "jax-compilation-cache").glob("jit_trajectories-*-cache"))
+    assert len(entries) == 1
+    entries[0].write_bytes(entries[0].read_bytes()[:100])  # truncated
+    mended = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert mended.stderr.splitlines()[0] == ("A corrupt entry of the compilation cache (jit_trajectories) was removed; "
+                                             "this run compiles it again and the next one reads it from the cache.")
+    assert "Warning" not in mended.stderr
+    assert len(entries[0].read_bytes()) > 1000  # written again by the run that removed it
+    again = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert again.stderr.startswith("Wrote ")  # read back from the cache without a word
