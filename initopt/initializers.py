@@ -32,20 +32,11 @@ def constant(c: float) -> InitFn:
     return init
 
 
-def normal(std: float) -> InitFn:
-    """``N(0, std^2)``."""
+def scaled_normal(std) -> InitFn:
+    """``std * N(0, 1)``. ``std`` a number, or a traced scalar: :func:`initopt.model.init_cells`
+    draws the normals of many such cells once and scales them per cell."""
 
     def init(key, shape, dtype=jnp.float32):
-        return std * jax.random.normal(key, shape, dtype)
-
-    return init
-
-
-def equal_variance() -> InitFn:
-    """``N(0, 1 / fan_in)``: keeps the variance of a linear network's activations."""
-
-    def init(key, shape, dtype=jnp.float32):
-        std = 1 / np.sqrt(shape[0])
         return std * jax.random.normal(key, shape, dtype)
 
     return init
@@ -61,26 +52,6 @@ def xavier_uniform() -> InitFn:
     return init
 
 
-def xavier_normal() -> InitFn:
-    """Glorot normal: ``N(0, 2 / (fan_in + fan_out))``."""
-
-    def init(key, shape, dtype=jnp.float32):
-        std = math.sqrt(2 / (shape[0] + shape[1]))
-        return std * jax.random.normal(key, shape, dtype)
-
-    return init
-
-
-def kaiming_normal(gain2: float, first_layer: bool) -> InitFn:
-    """He: ``N(0, gain^2 / fan_in)``; the first layer, fed raw inputs, gets ``N(0, 1 / fan_in)``."""
-
-    def init(key, shape, dtype=jnp.float32):
-        std = 1 / np.sqrt(shape[0]) if first_layer else np.sqrt(gain2 / shape[0])
-        return std * jax.random.normal(key, shape, dtype)
-
-    return init
-
-
 def kaiming_uniform(gain2: float, first_layer: bool) -> InitFn:
     """He uniform: ``U[-b, b]``, ``b = sqrt(3 gain^2 / fan_in)`` (gain 1 on the first layer)."""
 
@@ -91,15 +62,31 @@ def kaiming_uniform(gain2: float, first_layer: bool) -> InitFn:
     return init
 
 
+StdRule = Callable[[int, int, int, str, "float | None"], float]  # (fan_in, fan_out, layer, act, scale) -> std
+
+
 @dataclasses.dataclass(frozen=True)
 class InitSpec:
-    """How a named initializer builds layer ``i`` and what weight variance it implies."""
+    """How a named initializer builds layer ``i`` and what weight variance it implies. A rule that
+    draws ``std * N(0, 1)`` gives its ``std`` instead of ``build``: cells of such rules can share
+    their normal draws (the grid's six normal cells are one traced model)."""
 
-    build: Callable[[int, str, float | None], InitFn]
+    build: Callable[[int, str, float | None], InitFn] | None
     weight_var: Callable[[int, int, int, str, float | None], float | None]
     default_scale: float | None = None  # None: the initializer takes no scale
     scale_means: str = ""
     uses_act: bool = False  # the activation enters the weights (Kaiming's gain); else any act gives the same
+    std: StdRule | None = None
+
+    def initializer(self, layer: int, act: str, scale: float | None) -> InitFn:
+        """Layer ``layer``'s initializer: ``build``'s, or ``std * N(0, 1)`` with the std for its shape."""
+        if self.std is None:
+            return self.build(layer, act, scale)
+
+        def init(key, shape, dtype=jnp.float32):
+            return scaled_normal(self.std(shape[0], shape[1], layer, act, scale))(key, shape, dtype)
+
+        return init
 
 
 def uses_act(init: str) -> bool:
@@ -111,25 +98,30 @@ def _kaiming_var(fan_in, fan_out, layer, act, scale):
     return (1.0 if layer == 0 else kaiming_gain2(act)) / fan_in
 
 
+def _kaiming_std(fan_in, fan_out, layer, act, scale):
+    """He: ``N(0, gain^2 / fan_in)``; the first layer, fed raw inputs, gets ``N(0, 1 / fan_in)``."""
+    return 1 / np.sqrt(fan_in) if layer == 0 else np.sqrt(kaiming_gain2(act) / fan_in)
+
+
 INITIALIZERS: dict[str, InitSpec] = {
     "constant": InitSpec(
         lambda layer, act, s: constant(s), lambda *a: None, 0.005, "the constant value"
     ),
     "normal": InitSpec(
-        lambda layer, act, s: normal(s), lambda fi, fo, layer, a, s: s**2, 0.01, "the standard deviation"
+        None, lambda fi, fo, layer, a, s: s**2, 0.01, "the standard deviation", std=lambda fi, fo, layer, a, s: s
     ),
+    # N(0, 1 / fan_in): keeps the variance of a linear network's activations.
     "equal_variance": InitSpec(
-        lambda layer, act, s: equal_variance(), lambda fi, fo, layer, a, s: 1 / fi
+        None, lambda fi, fo, layer, a, s: 1 / fi, std=lambda fi, fo, layer, a, s: 1 / np.sqrt(fi)
     ),
     "xavier": InitSpec(
         lambda layer, act, s: xavier_uniform(), lambda fi, fo, layer, a, s: 2 / (fi + fo)
     ),
+    # Glorot normal: N(0, 2 / (fan_in + fan_out)).
     "xavier_normal": InitSpec(
-        lambda layer, act, s: xavier_normal(), lambda fi, fo, layer, a, s: 2 / (fi + fo)
+        None, lambda fi, fo, layer, a, s: 2 / (fi + fo), std=lambda fi, fo, layer, a, s: math.sqrt(2 / (fi + fo))
     ),
-    "kaiming": InitSpec(
-        lambda layer, act, s: kaiming_normal(kaiming_gain2(act), layer == 0), _kaiming_var, uses_act=True
-    ),
+    "kaiming": InitSpec(None, _kaiming_var, uses_act=True, std=_kaiming_std),
     "kaiming_uniform": InitSpec(
         lambda layer, act, s: kaiming_uniform(kaiming_gain2(act), layer == 0), _kaiming_var, uses_act=True
     ),
@@ -175,7 +167,7 @@ def layer_initializers(init: str, act: str, n_layers: int, scale: float | None =
     """One kernel initializer per Dense layer; ``layer 0`` is decided by position, not shape."""
     name = canonical_name(init)
     scale = resolve_scale(name, scale)
-    return tuple(INITIALIZERS[name].build(i, act, scale) for i in range(n_layers))
+    return tuple(INITIALIZERS[name].initializer(i, act, scale) for i in range(n_layers))
 
 
 def weight_variances(init: str, act: str, sizes: list[int], scale: float | None = None) -> list[float | None]:

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from initopt.activations import ACTIVATIONS
-from initopt.initializers import layer_initializers, uses_act
+from initopt.initializers import (INITIALIZERS, canonical_name, layer_initializers, resolve_scale, scaled_normal,
+                                  uses_act)
 
 REFERENCE_HIDDEN = (512, 256, 256, 128)
 
@@ -63,32 +64,44 @@ def apply_fn(hidden: tuple[int, ...], act: str) -> Callable:
 _INIT_COMPILER_OPTIONS = {"xla_disable_hlo_passes": "algsimp"}
 
 
-@functools.partial(jax.jit, static_argnames=("cells", "shape"), compiler_options=_INIT_COMPILER_OPTIONS)
-def _init_cells(seed_sets, cells: tuple, shape: tuple[int, ...]):
-    """``model.init(PRNGKey(seed), example)`` for every cell ``(hidden, act, init, scale, s)``, vmapped
-    over the seeds ``seed_sets[s]`` (uint32; a lone seed unbatched), every cell in one program. Cells
-    that share a seed set share its argument, so XLA computes their common random bits once (the
-    grid's 18 cells)."""
+def _stacked_init(model: MLP, seeds, example):
+    """``model.init(PRNGKey(seed), example)`` stacked over ``seeds`` (uint32); one seed, the most
+    common case, gives the same bits without tracing a batched init."""
+
+    def init(seed):
+        return model.init(jax.random.PRNGKey(seed), example)
+
+    if len(seeds) == 1:
+        return jax.tree.map(lambda a: a[None], init(seeds[0]))
+    return jax.vmap(init)(seeds)
+
+
+@functools.partial(jax.jit, static_argnames=("cells", "families", "shape"), compiler_options=_INIT_COMPILER_OPTIONS)
+def _init_cells(seed_sets, std_sets, cells: tuple, families: tuple, shape: tuple[int, ...]):
+    """Every cell's parameters in one program, stacked over its seed set ``seed_sets[s]``.
+
+    ``cells``: ``(hidden, act, init, scale, s)``, each its own model. ``families``: ``(hidden, s)``,
+    one per entry of ``std_sets``, a (C, layers) array of the stds of C cells that draw
+    ``std * N(0, 1)``: one model is traced for all C, vmapped over the stds, so the normals are
+    drawn once and scaled per cell (the same bits as C models: tested). Cells that share a seed set
+    share its argument, so XLA computes their common random bits once."""
     # A zero batch, not Flax's lazy_init: its partial evaluation of every cell costs more tracing
     # than the forward pass it avoids, which XLA drops anyway (nothing reads it).
     example = jnp.zeros(shape, jnp.float32)
-    out = []
-    for hidden, act, init, scale, s in cells:
-        model = make_model(hidden, act, init, scale)
+    built = [_stacked_init(make_model(hidden, act, init, scale), seed_sets[s], example)
+             for hidden, act, init, scale, s in cells]
+    for (hidden, s), std_CxL in zip(families, std_sets):
+        def family(std_L, hidden=hidden, s=s):
+            inits = tuple(scaled_normal(std_L[layer]) for layer in range(len(hidden) + 1))
+            return _stacked_init(MLP(hidden=hidden, kernel_inits=inits), seed_sets[s], example)
 
-        def init_one(seed, m=model):
-            return m.init(jax.random.PRNGKey(seed), example)
-
-        if len(seed_sets[s]) == 1:  # one seed (most commands): the same bits without tracing a batched init
-            out.append(jax.tree.map(lambda a: a[None], init_one(seed_sets[s][0])))
-        else:
-            out.append(jax.vmap(init_one)(seed_sets[s]))
-    return out
+        built.append(jax.vmap(family)(std_CxL))  # (C, seeds, ...)
+    return built
 
 
 def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list:
-    """Initial parameters for (ModelConfig, seeds) cells, each stacked over its seeds, from one
-    compiled program: ``model.init(PRNGKey(seed), example)`` as in the reference, bit for bit.
+    """Initial parameters for (ModelConfig, seeds) cells, each stacked over its seeds (host arrays),
+    from one compiled program: ``model.init(PRNGKey(seed), example)`` as in the reference, bit for bit.
 
     LSUV's data-dependent rescaling then runs per seed on the example batch.
     """
@@ -96,18 +109,38 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
     seed_sets = list(dict.fromkeys(tuple(s % 2**32 for s in seeds) for _, seeds in cells))
     # Cells whose weights cannot differ (the activation unused by the initializer, the same seeds)
     # are built once: the grid's 18 cells are 8 initializations.
-    specs = [(tuple(int(h) for h in c.hidden), c.act if uses_act(c.init) else "identity", c.init, c.scale,
-              seed_sets.index(tuple(s % 2**32 for s in seeds))) for c, seeds in cells]
+    specs = [(tuple(int(h) for h in c.hidden), c.act if uses_act(c.init) else "identity", canonical_name(c.init),
+              c.scale, seed_sets.index(tuple(s % 2**32 for s in seeds))) for c, seeds in cells]
     unique = list(dict.fromkeys(specs))
-    built = _init_cells([np.asarray(s, np.uint32) for s in seed_sets], cells=tuple(unique),
-                        shape=tuple(np.shape(x_example)))
-    out = [built[unique.index(spec)] for spec in specs]
+    # Cells of std * N(0, 1) rules with one architecture and seed set share one traced model.
+    lone = [u for u in unique if INITIALIZERS[u[2]].std is None]
+    families: dict[tuple, list] = {}
+    for u in unique:
+        if INITIALIZERS[u[2]].std is not None:
+            families.setdefault((u[0], u[4]), []).append(u)
+    fan_in = int(np.prod(np.shape(x_example)[1:]))
+    std_sets = [np.asarray([_stds(u, fan_in) for u in members], np.float32) for members in families.values()]
+    built = jax.device_get(_init_cells([np.asarray(s, np.uint32) for s in seed_sets], std_sets, cells=tuple(lone),
+                                       families=tuple(families), shape=tuple(np.shape(x_example))))
+    where = {u: built[i] for i, u in enumerate(lone)}
+    for k, members in enumerate(families.values()):
+        where.update({u: jax.tree.map(lambda a, c=c: a[c], built[len(lone) + k]) for c, u in enumerate(members)})
+    out = [where[spec] for spec in specs]
     for i, (cfg, seeds) in enumerate(cells):
         if cfg.init == "lsuv":
             per_seed = [jax.tree.map(lambda a, k=k: a[k], out[i]) for k in range(len(seeds))]
             rescaled = [lsuv_params(p, x_example, cfg.act, cfg.lsuv_tol, cfg.lsuv_max_iter) for p in per_seed]
             out[i] = jax.tree.map(lambda *leaves: jnp.stack(leaves), *rescaled)
     return out
+
+
+def _stds(spec: tuple, fan_in: int) -> list[float]:
+    """Each layer's std of a cell whose rule draws ``std * N(0, 1)``."""
+    hidden, act, init, scale, _ = spec
+    scale = resolve_scale(init, scale)  # a default scale (normal's 0.01) where the config gives none
+    sizes = [fan_in, *hidden, MLP.num_classes]
+    return [INITIALIZERS[init].std(fi, fo, layer, act, scale)
+            for layer, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:]))]
 
 
 def init_params(model_cfg, x_example, seed: int = 42):

@@ -33,7 +33,7 @@ def sample_var(init_fn, shape=SHAPE):
     ],
 )
 def test_initializer_variance_matches_closed_form(name, layer, act, scale, expected):
-    init_fn = inits.INITIALIZERS[name].build(layer, act, scale)
+    init_fn = inits.INITIALIZERS[name].initializer(layer, act, scale)
     var, mean = sample_var(init_fn)
     np.testing.assert_allclose(var, expected, rtol=0.02)
     assert abs(mean) < 5 * np.sqrt(expected / np.prod(SHAPE))
