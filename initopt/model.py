@@ -113,10 +113,11 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
               c.scale, seed_sets.index(tuple(s % 2**32 for s in seeds))) for c, seeds in cells]
     unique = list(dict.fromkeys(specs))
     # Cells of std * N(0, 1) rules with one architecture and seed set share one traced model.
-    lone = [u for u in unique if INITIALIZERS[u[2]].std is None]
-    families: dict[tuple, list] = {}
+    lone, families = [], {}
     for u in unique:
-        if INITIALIZERS[u[2]].std is not None:
+        if INITIALIZERS[u[2]].std is None:
+            lone.append(u)
+        else:
             families.setdefault((u[0], u[4]), []).append(u)
     fan_in = int(np.prod(np.shape(x_example)[1:]))
     std_sets = [np.asarray([_stds(u, fan_in) for u in members], np.float32) for members in families.values()]
