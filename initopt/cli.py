@@ -335,6 +335,7 @@ def train(
     figures = start_figures()
     from initopt import config, experiment, instruments as instruments_lib, io
 
+    config.check_name(name)
     inits = config.parse_inits(init) if init else None
 
     overrides = {
@@ -425,6 +426,7 @@ def tune(
     figures = start_figures()
     from initopt import config, experiment, io, optimizer_specs, tune as tune_lib
 
+    config.check_name(name)
     overrides = {
         "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer else None,
         "tune.grid": lr_grid, "tune.seeds": n_seeds, "tune.final_seeds": final_seeds, "tune.target": target,
@@ -519,6 +521,7 @@ def depth(
                                   (lsuv_tol, "--lsuv-tol", {"above": 0}), (lsuv_max_iter, "--lsuv-max-iter", {"at_least": 1}),
                                   (seed, "--seed", {"at_least": 0, "at_most": config.SEED_MAX})):
         config.check_number(value, option, **bounds)
+    config.check_name(name)
 
     from initopt import budget, depth as depth_lib
 

@@ -127,6 +127,15 @@ def _message(error: dict, sources: dict[str, str]) -> str:
     return f"{dotted} in {source} {phrase}, not {error['input']!r}."
 
 
+def check_name(name: str | None, option: str = "--name") -> str | None:
+    """A run's own directory name is one plain directory, so its files stay under --out: no path
+    separator, not empty, ``.`` or ``..`` (``--name ../../x`` wrote two levels above the command's
+    directory)."""
+    if name is not None and (name.strip() in ("", ".", "..") or any(c in name for c in "/\\\0")):
+        raise ConfigError(f"{option} must be a plain directory name (no '/', not '.' or '..'), not {name!r}.")
+    return name
+
+
 def check_lr(lr: float, source: str = "the options") -> float:
     """A learning rate is a positive finite number (every command checks it here)."""
     if not (math.isfinite(lr) and lr > 0):

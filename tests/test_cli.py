@@ -245,6 +245,7 @@ def test_train_divergence_is_reported(tiny_data, tmp_path):
     (["--batch-size", "100000"], "exceeds the"),
     (["--seeds", "0"], "train.seeds in the options must be at least 1"),
     (["--seed", "4294967296"], "train.seed in the options must be at most 4294967295, not 4294967296."),
+    (["--name", "../../escape"], "--name must be a plain directory name (no '/', not '.' or '..'), not '../../escape'."),
     (["--optimizer", "sgd,,adam"], "--optimizer takes a comma list without empty items"),
     (["--hidden", "64,,32"], "--hidden takes sizes like"),
     (["--hidden", "100000x100000"], "Training hidden sizes 100000x100000 with 1 trial(s) needs about"),

@@ -76,3 +76,12 @@ def test_check_number_accepts_its_range_and_names_the_option_otherwise():
         with pytest.raises(ConfigError) as info:
             config.check_number(*args, **bounds)
         assert str(info.value) == message
+
+
+def test_check_name_keeps_a_run_inside_its_output_directory():
+    for good in (None, "reference-lr0.01", "my run", "a.b", "..x"):
+        assert config.check_name(good) == good
+    for bad in ("../../escape", "a/b", "..", ".", "", "  ", "a\\b", "/abs"):
+        with pytest.raises(ConfigError) as info:
+            config.check_name(bad)
+        assert str(info.value) == f"--name must be a plain directory name (no '/', not '.' or '..'), not {bad!r}."

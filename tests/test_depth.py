@@ -100,6 +100,7 @@ def test_depth_runs_of_other_seeds_keep_their_own_directory(tiny_data, tmp_path)
     (["--threshold", "2"], "--threshold must be between 0 and 1, not 2."),
     (["--width", "60000", "--depth", "2000"], "needs about"),
     (["--seed", "-1"], "--seed must be between 0 and 4294967295, not -1."),
+    (["--name", ".."], "--name must be a plain directory name"),
 ])
 def test_depth_bad_input(tmp_path, args, text):
     result = CliRunner().invoke(app, ["depth", *args, "--out", str(tmp_path)])

@@ -119,6 +119,7 @@ def test_tune_command_end_to_end_and_resume(tiny_data, tmp_path):
     (["--target", "1.5"], "tune.target must lie in (0, 1)"),
     (["--target", "0"], "tune.target must lie in (0, 1)"),
     (["--final-seeds", "-1"], "tune.final_seeds in the options must be at least 0"),
+    (["--name", "a/b"], "--name must be a plain directory name"),
 ])
 def test_tune_bad_input(tiny_data, tmp_path, args, text):
     result = CliRunner().invoke(app, ["tune", *args, "--data-dir", str(tiny_data), "--out", str(tmp_path)])
