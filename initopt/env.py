@@ -87,23 +87,32 @@ def setup_jax(prng: str | None) -> dict:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError:
             enabled = False  # an unwritable cache slows runs down, it does not stop them
+    wanted = str(directory) if enabled else None
+    if jax.config.jax_compilation_cache_dir != wanted:
+        # JAX opens its cache once per process: a later command in the same process (the tests, a
+        # library user) that turns it off or moves it must reset it, or it kept the first one.
+        from jax.experimental.compilation_cache import compilation_cache
+
+        jax.config.update("jax_compilation_cache_dir", wanted)
+        compilation_cache.reset_cache()
     if enabled:
-        jax.config.update("jax_compilation_cache_dir", str(directory))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-        _mend_unreadable_entries(directory)
+        _mend_unreadable_entries()
     return {"compile_cache": {"enabled": enabled, "dir": str(directory) if enabled else None}}
 
 
 _UNREADABLE_ENTRY = re.compile(r"Error reading persistent compilation cache entry for '([\w.\-]+)'")
+_SHOW_WARNING = None  # the showwarning that _mend_unreadable_entries wraps, once installed
 
 
-def _mend_unreadable_entries(directory: Path) -> None:
+def _mend_unreadable_entries() -> None:
     """Removes a cache entry that JAX could not read (a truncated or corrupt file), in place of
     JAX's two-line warning. JAX then compiles the program, but never overwrites an existing entry:
     without this, every later run would warn and compile again. The warning names the jitted
     function, not the entry, so every entry of that function goes (its other shapes are compiled
-    once more). Installed once per process."""
+    once more). Installed once per process; the entries are looked for in the cache directory JAX
+    is using when it warns."""
     global _SHOW_WARNING
     if _SHOW_WARNING is not None:
         return
@@ -113,15 +122,15 @@ def _mend_unreadable_entries(directory: Path) -> None:
         match = _UNREADABLE_ENTRY.match(str(message))
         if match is None:
             return _SHOW_WARNING(message, category, filename, lineno, file, line)
+        import jax
+
+        directory = Path(jax.config.jax_compilation_cache_dir)
         for entry in directory.glob(f"{glob.escape(match.group(1))}-*-cache"):
             entry.unlink(missing_ok=True)
         print(f"A corrupt entry of the compilation cache ({match.group(1)}) was removed; this run compiles it "
               "again and the next one reads it from the cache.", file=sys.stderr)
 
     warnings.showwarning = show
-
-
-_SHOW_WARNING = None  # the showwarning that _mend_unreadable_entries wraps, once installed
 
 
 def compile_report(start) -> dict:

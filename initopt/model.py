@@ -131,7 +131,7 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
         if cfg.init == "lsuv":
             per_seed = [jax.tree.map(lambda a, k=k: a[k], out[i]) for k in range(len(seeds))]
             rescaled = [lsuv_params(p, x_example, cfg.act, cfg.lsuv_tol, cfg.lsuv_max_iter) for p in per_seed]
-            out[i] = jax.tree.map(lambda *leaves: jnp.stack(leaves), *rescaled)
+            out[i] = jax.tree.map(lambda *leaves: np.stack(leaves), *rescaled)
     return out
 
 
