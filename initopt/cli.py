@@ -186,7 +186,7 @@ def init_stats(
     from initopt import config, io
 
     config.check_number(n_seeds, "--seeds", at_least=1, at_most=10_000)
-    hidden_sizes = config.parse_hidden(hidden) if hidden else config.ModelConfig().hidden
+    hidden_sizes = config.parse_hidden(hidden) if hidden is not None else config.ModelConfig().hidden
     model_cfg = config.load(overrides={
         "model.init": init.value, "model.act": act.value, "model.scale": scale,
         "model.hidden": list(hidden_sizes), "train.prng": prng.value, "train.seed": seed,
@@ -336,16 +336,16 @@ def train(
     from initopt import config, experiment, instruments as instruments_lib, io
 
     config.check_name(name)
-    inits = config.parse_inits(init) if init else None
+    inits = config.parse_inits(init) if init is not None else None
 
     overrides = {
-        "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer else None,
+        "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer is not None else None,
         "train.lr": lr, "train.schedule": schedule.value if schedule else None,
         "train.warmup_epochs": warmup_epochs, "train.hyper": config.parse_hyper(hyper),
         "train.epochs": epochs, "train.batch_size": batch_size,
         "model.act": act.value if act else None,
-        "train.instruments": instruments_lib.parse(instruments_opt) if instruments_opt else None,
-        "model.hidden": list(config.parse_hidden(hidden)) if hidden else None,
+        "train.instruments": instruments_lib.parse(instruments_opt) if instruments_opt is not None else None,
+        "model.hidden": list(config.parse_hidden(hidden)) if hidden is not None else None,
         "train.seed": seed, "train.seeds": n_seeds, "train.prng": prng.value if prng else None,
     }
     if inits and len(inits) == 1:
@@ -428,15 +428,15 @@ def tune(
 
     config.check_name(name)
     overrides = {
-        "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer else None,
+        "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer is not None else None,
         "tune.grid": lr_grid, "tune.seeds": n_seeds, "tune.final_seeds": final_seeds, "tune.target": target,
         "train.epochs": epochs, "train.schedule": schedule.value if schedule else None,
         "train.warmup_epochs": warmup_epochs, "train.batch_size": batch_size,
-        "model.hidden": list(config.parse_hidden(hidden)) if hidden else None, "train.seed": seed,
+        "model.hidden": list(config.parse_hidden(hidden)) if hidden is not None else None, "train.seed": seed,
     }
     cfg = config.load(config_file, overrides)
     names = optimizer_specs.parse_names(cfg.train.optimizers)
-    cli_grid = tune_lib.parse_grid(lr_grid) if lr_grid else None
+    cli_grid = tune_lib.parse_grid(lr_grid) if lr_grid is not None else None
     grids = {n: tune_lib.grid_for(cfg, n, cli_grid) for n in names}
     io.ensure_dir(Path(out))
     tune_dir = Path(out) / "tune" / (name or experiment.group_name(config_file, overrides))
@@ -530,9 +530,9 @@ def depth(
     if max(jdepths) > n_layers:
         raise fail(f"--jacobian-depths go up to {max(jdepths)}, deeper than --depth {n_layers}.")
     grid = PHASE_QUICK if quick else PHASE_DEFAULT
-    sws = depth_lib.parse_values(phase_sigma_w2 or grid["sigma_w2"], "--phase-sigma-w2")
-    depths = depth_lib.parse_values(phase_depths or grid["depths"], "--phase-depths", integer=True)
-    phase_steps = steps or grid["steps"]
+    sws = depth_lib.parse_values(grid["sigma_w2"] if phase_sigma_w2 is None else phase_sigma_w2, "--phase-sigma-w2")
+    depths = depth_lib.parse_values(grid["depths"] if phase_depths is None else phase_depths, "--phase-depths", integer=True)
+    phase_steps = grid["steps"] if steps is None else steps
 
     for i in inits:
         depth_lib.resolve_init(i, act.value, sigma_w2)
@@ -667,7 +667,7 @@ def surface(
     for opt in optimizers:
         S.check_optimizer(opt)
     surf = S.SURFACES[kind.value]
-    w0 = S.parse_start(start) if start else None
+    w0 = S.parse_start(start) if start is not None else None
     run_dir = io.ensure_dir(Path(out) / "surface" / S.run_name(kind.value, optimizers, lr, steps, w0, starts, tune,
                                                                seed, beta))
     io.start_rewrite(run_dir)

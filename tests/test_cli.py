@@ -108,6 +108,7 @@ def test_init_stats_grid(tiny_data, tmp_path):
     (["--hidden", "12,abc"], "--hidden takes sizes like"),
     (["--hidden", "512,,256"], "--hidden takes sizes like"),
     (["--hidden", "512,"], "--hidden takes sizes like"),
+    (["--hidden", ""], "--hidden takes sizes like"),  # an empty value is not the default architecture
     (["--hidden", "100000x100000"], "init-stats with hidden sizes 100000x100000 needs about"),
     (["--grid", "--hidden", "4x20000"], "over 18 cells needs about"),
     (["--seeds", "0"], "--seeds must be between 1 and 10000, not 0."),
@@ -248,6 +249,10 @@ def test_train_divergence_is_reported(tiny_data, tmp_path):
     (["--name", "../../escape"], "--name must be a plain directory name (no '/', not '.' or '..'), not '../../escape'."),
     (["--optimizer", "sgd,,adam"], "--optimizer takes a comma list without empty items"),
     (["--hidden", "64,,32"], "--hidden takes sizes like"),
+    (["--hidden", ""], "--hidden takes sizes like"),
+    (["--optimizer", ""], "--optimizer takes a comma list without empty items"),
+    (["--init", ""], "--init takes a comma list without empty items"),
+    (["--instruments", ""], "--instruments takes off, epoch or a number"),
     (["--hidden", "100000x100000"], "Training hidden sizes 100000x100000 with 1 trial(s) needs about"),
     (["--schedule", "cosine"], "Invalid value for '--schedule'"),
     (["--warmup-epochs", "2"], "train.warmup_epochs (2) must be fewer than train.epochs (2)"),
@@ -312,6 +317,7 @@ def test_surface_start_and_lr_override(tmp_path):
     (["--starts", "0"], "--starts must be between 1 and 1000000, not 0."),
     (["--beta", "1"], "--beta must be between 0 and 0.999999, not 1."),
     (["--optimizer", "sgd,"], "--optimizer takes a comma list without empty items"),
+    (["--start", ""], "--start takes two numbers"),
     (["--optimizer", "optax:lion"], "Unknown optimizer 'optax:lion' for surfaces"),
     (["--seed", "-1", "--starts", "4"], "--seed must be between 0 and 4294967295, not -1."),
 ])

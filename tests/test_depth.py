@@ -95,6 +95,8 @@ def test_depth_runs_of_other_seeds_keep_their_own_directory(tiny_data, tmp_path)
     (["--init", "nope"], "Unknown depth initializer 'nope'"),
     (["--jacobian-depths", "4,200"], "deeper than --depth"),
     (["--phase-depths", "0:5:3"], "needs distinct positive values"),
+    (["--phase", "--phase-depths", ""], "--phase-depths"),  # empty: an error, not the default grid
+    (["--phase", "--phase-sigma-w2", ""], "--phase-sigma-w2"),
     (["--sigma-w2", "0"], "--sigma-w2 must be above 0, not 0."),
     (["--width", "0"], "--width must be between 1 and 65536, not 0."),
     (["--threshold", "2"], "--threshold must be between 0 and 1, not 2."),
