@@ -10,7 +10,11 @@ line less that epoch's own seconds).
 
 The floor, measured in the same run: a process that only imports JAX and runs one
 tiny program, which every command pays; each warm time is also given as a multiple
-of it, a ratio that holds across machines better than seconds do. Usage:
+of it, a ratio that holds across machines better than seconds do.
+
+initopt's own modules are byte-compiled first, as an installed package's are: where
+``PYTHONDONTWRITEBYTECODE`` is set (this sandbox sets it), Python would otherwise compile
+them from source in every process, about 0.1 s of each command. Usage:
 
     python benchmarks/startup.py [--repeats 7]
 """
@@ -18,6 +22,8 @@ of it, a ratio that holds across machines better than seconds do. Usage:
 from __future__ import annotations
 
 import argparse
+import compileall
+import importlib.util
 import json
 import os
 import re
@@ -68,6 +74,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    package = importlib.util.find_spec("initopt").submodule_search_locations[0]
+    if not compileall.compile_dir(package, quiet=1):
+        raise RuntimeError(f"could not byte-compile {package}")
     cold: dict[str, list[float]] = {name: [] for name in COMMANDS}
     warm: dict[str, list[float]] = {name: [] for name in COMMANDS}
     floor: list[float] = []
