@@ -61,12 +61,24 @@ class Prng(str, enum.Enum):
     modern = "modern"
 
 
+def path_value(text: str) -> Path:
+    """A path option's value. An empty one (``--out "$UNSET"``) is refused: as a Path it would be
+    '.', and the command would read or write the current directory."""
+    if not text.strip():
+        raise typer.BadParameter("an empty path; give a file or directory.")
+    return Path(text)
+
+
+def path_option(name: str, help: str):
+    return typer.Option(name, parser=path_value, metavar="<path>", help=help)
+
+
 DataDirOpt = Annotated[
     Optional[Path],
-    typer.Option("--data-dir", help="Directory with the four Fashion-MNIST IDX files (.gz or plain). "
+    path_option("--data-dir", help="Directory with the four Fashion-MNIST IDX files (.gz or plain). "
                  "Default: $INITOPT_DATA_DIR, /usr/share/datasets/fashion-mnist, then the download cache."),
 ]
-OutOpt = Annotated[Path, typer.Option("--out", help="Where run directories go.")]
+OutOpt = Annotated[Path, path_option("--out", help="Where run directories go.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout and nothing else there.")]
 HiddenOpt = Annotated[
     Optional[str], typer.Option("--hidden", help="Hidden sizes, e.g. 512,256,256,128 or DEPTHxWIDTH like 8x256.")
@@ -310,7 +322,7 @@ def _epoch_hooks(quiet: bool, n_epochs: int):
 @handles_errors
 def train(
     optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="A comma list of: sgd, momentum, adam, nesterov, rmsprop, adamw, adagrad; all (the reference three); optax:NAME (any optax alias with a learning_rate); module:factory or file.py:factory (your own factory(learning_rate, **hyperparameters)).")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with \\[model], \\[data], \\[train] and \\[optimizer.NAME] sections; options override it.")] = None,
+    config_file: Annotated[Optional[Path], path_option("--config", help="TOML file with \\[model], \\[data], \\[train] and \\[optimizer.NAME] sections; options override it.")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default: each optimizer's reference rate).")] = None,
     schedule: Annotated[Optional[Schedule], typer.Option("--schedule", help="Learning-rate schedule (optax's); --lr is its peak.")] = None,
     warmup_epochs: Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epochs of linear warm-up (onecycle: its rising part, default 30%).")] = None,
@@ -404,7 +416,7 @@ def train(
 @handles_errors
 def tune(
     optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="Comma list of optimizers, as for train (default: the config's).")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file; \\[tune] gives seeds, final_seeds, target, grid and per-optimizer \\[tune.lr_grid].")] = None,
+    config_file: Annotated[Optional[Path], path_option("--config", help="TOML file; \\[tune] gives seeds, final_seeds, target, grid and per-optimizer \\[tune.lr_grid].")] = None,
     lr_grid: Annotated[Optional[str], typer.Option("--lr-grid", help="LO:HI:K (K log-spaced rates) or a comma list, for every optimizer (default: 7 rates from 0.01x to 10x each optimizer's reference rate).")] = None,
     n_seeds: Annotated[Optional[int], typer.Option("--seeds", help="Tuning seeds per learning rate (default 3).")] = None,
     final_seeds: Annotated[Optional[int], typer.Option("--final-seeds", help="Fresh seeds trained at each selected rate for the test accuracies and paired differences (default 0: report the tuning seeds', optimistic).")] = None,

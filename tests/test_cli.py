@@ -104,6 +104,7 @@ def test_init_stats_grid(tiny_data, tmp_path):
     (["--init", "nope"], "'nope' is not one of"),
     (["--act", "nope"], "'nope' is not one of"),
     (["--data-dir", "/nonexistent"], "Data directory /nonexistent does not exist."),
+    (["--data-dir", ""], "Invalid value for '--data-dir': an empty path"),  # not the current directory
     (["--init", "kaiming", "--scale", "2"], "takes no scale"),
     (["--hidden", "12,abc"], "--hidden takes sizes like"),
     (["--hidden", "512,,256"], "--hidden takes sizes like"),
@@ -243,6 +244,7 @@ def test_train_divergence_is_reported(tiny_data, tmp_path):
     (["--epochs", "0"], "must be at least 1"),
     (["--lr", "-1"], "must be a positive number"),
     (["--config", "/nonexistent.toml"], "Config file /nonexistent.toml does not exist."),
+    (["--config", ""], "Invalid value for '--config': an empty path"),
     (["--batch-size", "100000"], "exceeds the"),
     (["--seeds", "0"], "train.seeds in the options must be at least 1"),
     (["--seed", "4294967296"], "train.seed in the options must be at most 4294967295, not 4294967296."),
@@ -323,6 +325,12 @@ def test_surface_start_and_lr_override(tmp_path):
 ])
 def test_surface_bad_input(tmp_path, args, text):
     assert_clean_error(invoke("surface", *args, "--out", tmp_path), text)
+
+
+def test_an_empty_out_is_refused_not_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an unset variable in --out "$OUT" wrote the run into the current directory
+    assert_clean_error(invoke("surface", "--out", ""), "Invalid value for '--out': an empty path")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_written_files_are_readable_by_others(tmp_path):
