@@ -31,9 +31,10 @@ WORKERS_ENV = "INITOPT_FIGURE_WORKERS"
 
 
 def default_workers() -> int:
-    """``$INITOPT_FIGURE_WORKERS``, else two where there are two cores or more, else none."""
-    value = os.environ.get(WORKERS_ENV)
-    if value is None:
+    """``$INITOPT_FIGURE_WORKERS``, else (unset or empty, like initopt's other variables) two where
+    there are two cores or more, else none."""
+    value = os.environ.get(WORKERS_ENV, "")
+    if not value.strip():
         return 2 if (os.cpu_count() or 1) >= 2 else 0
     try:
         workers = int(value)

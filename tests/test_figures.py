@@ -105,6 +105,8 @@ def test_worker_count_from_the_environment(monkeypatch):
     assert figures.default_workers() == 0
     monkeypatch.setenv(figures.WORKERS_ENV, "3")
     assert figures.default_workers() == 3
+    monkeypatch.setenv(figures.WORKERS_ENV, " ")  # empty is unset, as for INITOPT_CACHE_DIR
+    assert figures.default_workers() == (2 if (os.cpu_count() or 1) >= 2 else 0)
     for bad in ("two", "-1", "1.5"):
         monkeypatch.setenv(figures.WORKERS_ENV, bad)
         with pytest.raises(InitoptError, match=figures.WORKERS_ENV):
