@@ -46,9 +46,11 @@ def init_stats_bytes(hidden, batch: int, cells: int = 1) -> int:
     return cells * (FLOAT_BYTES * (2 * params + activations) + 8 * (2 * params + activations))
 
 
-def train_bytes(hidden, batch_size: int, n_trials: int, n_train: int, n_eval: int) -> int:
+def train_bytes(hidden, batch_size: int, n_trials: int, n_train: int, n_eval: int, epochs: int, n_seeds: int) -> int:
     """Per trial: parameters, best parameters, gradients and up to two optimizer moments, plus a
-    batch's activations and those of evaluating a whole split; the data once."""
+    batch's activations and those of evaluating a whole split; the data once; per seed, the batch
+    order of every epoch (drawn before training: int64 permutations and their int32 positions)."""
     params = param_count(hidden)
     per_trial = FLOAT_BYTES * (5 * params + (batch_size + n_eval) * (sum(hidden) + NUM_CLASSES))
-    return n_trials * per_trial + FLOAT_BYTES * (n_train + 2 * n_eval) * INPUT_SIZE
+    orders = n_seeds * epochs * n_train * (8 + 4)
+    return n_trials * per_trial + FLOAT_BYTES * (n_train + 2 * n_eval) * INPUT_SIZE + orders

@@ -460,7 +460,7 @@ def tune(
     splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
     biggest = max(len(g) for g in grids.values()) * cfg.tune.seeds
     budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, biggest, len(splits.train_y),
-                                    max(len(splits.val_y), len(splits.test_y))),
+                                    max(len(splits.val_y), len(splits.test_y)), cfg.train.epochs, cfg.tune.seeds),
                  f"Tuning {biggest} trials of hidden sizes {config.describe_hidden(cfg.model.hidden)}")
     x_example, _ = data_lib.example_batch(ds)
     io.remove_files(tune_dir, "tune.json")  # from here on, an old result must not look complete

@@ -87,7 +87,7 @@ def train_arms(
     n_eval = max(len(splits.val_y), len(splits.test_y))
     for cfg, _ in plans.values():  # all checked before any training
         budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, cfg.train.seeds, len(splits.train_y),
-                                        n_eval), f"Training hidden sizes {describe_hidden(cfg.model.hidden)} with "
+                                        n_eval, cfg.train.epochs, cfg.train.seeds), f"Training hidden sizes {describe_hidden(cfg.model.hidden)} with "
                      f"{cfg.train.seeds} trial(s)")
     results = {}
     for label, (cfg, plan) in plans.items():

@@ -242,6 +242,7 @@ def test_train_divergence_is_reported(tiny_data, tmp_path):
 @pytest.mark.parametrize("args, text", [
     (["--optimizer", "nope"], "Unknown optimizer 'nope'"),
     (["--epochs", "0"], "must be at least 1"),
+    (["--epochs", "99999999"], "needs about"),  # its batch orders alone: terabytes (a crash before)
     (["--lr", "-1"], "must be a positive number"),
     (["--config", "/nonexistent.toml"], "Config file /nonexistent.toml does not exist."),
     (["--config", ""], "Invalid value for '--config': an empty path"),
