@@ -21,6 +21,7 @@ import gc
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -115,8 +116,17 @@ def _context():
     return context
 
 
+# When a command is killed (SIGTERM, SIGKILL, out of memory), multiprocessing's resource tracker
+# unlinks the semaphores of its pool's queues, and warned on stderr of "5 leaked semaphore objects"
+# a moment after the command had ended. The processes multiprocessing starts (the tracker, the fork
+# server) take their interpreter flags, -W included, from this process's sys.warnoptions.
+QUIET_TRACKER = "ignore:resource_tracker:UserWarning"
+
+
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """The pool of this size, started on first use and then reused (tests run many commands)."""
+    if QUIET_TRACKER not in sys.warnoptions:
+        sys.warnoptions.append(QUIET_TRACKER)
     if workers not in _POOLS:
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker)
         # Starting a worker waits until the fork server has imported matplotlib: a thread waits,

@@ -505,6 +505,41 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
         assert a[key] == b[key], key
 
 
+@pytest.mark.parametrize("group", [False, True], ids=["command", "process-group"])
+def test_a_command_stopped_by_sigterm_leaves_no_warning_and_no_process(tmp_path, group):
+    """SIGTERM outside training (where it is a preemption) ends a command at once, as it ends any
+    process: to the command alone (kill PID, docker stop) or to its whole process group (timeout,
+    systemd, Slurm). Its figure workers and their helpers end with it, and nothing is printed after:
+    multiprocessing's resource tracker used to warn of 5 leaked semaphores (the workers' queues) a
+    moment after the command had ended."""
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "initopt", "surface", "--starts", "100000", "--tune", "--steps",
+                             "100000", "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=group)  # minutes of work
+    deadline = time.monotonic() + 60
+    helpers = descendants(proc.pid)  # the resource tracker, the fork server and both workers, once they exist
+    while helpers is not None and len(helpers) < 4 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        helpers = descendants(proc.pid)
+    if group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)  # to EOF: what any helper still holding stderr writes is read too
+    assert proc.returncode == -signal.SIGTERM
+    assert err == ""
+    if helpers is not None:
+        assert len(helpers) >= 4, "the command had no figure workers to check"
+        deadline = time.monotonic() + 10
+        while any(running(p) for p in helpers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in helpers if running(p)]
+    assert not list(tmp_path.rglob("metrics.json"))
+
+
 def test_failed_rerun_does_not_leave_old_metrics_looking_complete(tiny_data, tmp_path, monkeypatch):
     from initopt import figures, plots
 
