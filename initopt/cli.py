@@ -510,7 +510,7 @@ def depth(
     quick: Annotated[bool, typer.Option("--quick", help="A small phase grid for tests (well under a minute).")] = False,
     phase_sigma_w2: Annotated[Optional[str], typer.Option("--phase-sigma-w2", help="sigma_w^2 values, LO:HI:K or a list (default 1:4:16).")] = None,
     phase_depths: Annotated[Optional[str], typer.Option("--phase-depths", help="Depths, LO:HI:K or a list (default 5:60:12).")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="SGD steps per phase cell (default 300).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="SGD steps per phase cell (default 300; at most 1562, one pass over the training split).")] = None,
     lr: Annotated[float, typer.Option("--lr", help="SGD learning rate of the phase cells.")] = 0.01,
     threshold: Annotated[float, typer.Option("--threshold", help="Training accuracy above which a cell counts as trained (0 to 1).")] = 0.5,
     lsuv_tol: Annotated[float, typer.Option("--lsuv-tol", help="LSUV: stop when |Var - 1| is below this (above 0).")] = 0.1,
@@ -545,6 +545,10 @@ def depth(
     sws = depth_lib.parse_values(grid["sigma_w2"] if phase_sigma_w2 is None else phase_sigma_w2, "--phase-sigma-w2")
     depths = depth_lib.parse_values(grid["depths"] if phase_depths is None else phase_depths, "--phase-depths", integer=True)
     phase_steps = grid["steps"] if steps is None else steps
+    from initopt.data import TRAIN_SPLIT_SIZE
+
+    # A phase cell trains one pass over the training split: more steps were cut to that pass unsaid.
+    config.check_number(phase_steps, "--steps", at_least=1, at_most=TRAIN_SPLIT_SIZE // grid["batch"])
 
     for i in inits:
         depth_lib.resolve_init(i, act.value, sigma_w2)

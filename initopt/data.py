@@ -31,6 +31,7 @@ PIXEL_STD = 0.3530
 NUM_CLASSES = 10
 SPLIT_SEED = 42
 EXAMPLE_BATCH_SIZE = 1024
+TRAIN_SPLIT_SIZE = 50_000  # the reference split's training images: 60,000 less a sixth for validation
 _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _GET_THE_DATA = (
     "install Debian's package dataset-fashion-mnist, pass --data-dir DIR "

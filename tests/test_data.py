@@ -45,7 +45,7 @@ def test_read_idx_rejects_bad_magic_and_short_header(tmp_path):
 
 def test_split_matches_reference_indices():
     train, val = data.split_indices(60000)
-    assert len(train) == 50000 and len(val) == 10000
+    assert len(train) == data.TRAIN_SPLIT_SIZE == 50000 and len(val) == 10000
     assert train[:8].tolist() == [37542, 43087, 2992, 25810, 39634, 6425, 55768, 11034]
     assert val[:5].tolist() == [59753, 9414, 10988, 15501, 49861]
     assert sorted(np.concatenate([train, val]).tolist()) == list(range(60000))

@@ -97,6 +97,7 @@ def test_depth_runs_of_other_seeds_keep_their_own_directory(tiny_data, tmp_path)
     (["--phase-depths", "0:5:3"], "needs distinct positive values"),
     (["--phase", "--phase-depths", ""], "--phase-depths"),  # empty: an error, not the default grid
     (["--phase", "--phase-sigma-w2", ""], "--phase-sigma-w2"),
+    (["--phase", "--steps", "1563"], "--steps must be between 1 and 1562, not 1563."),  # was cut to 1562 unsaid
     (["--sigma-w2", "0"], "--sigma-w2 must be above 0, not 0."),
     (["--width", "0"], "--width must be between 1 and 65536, not 0."),
     (["--threshold", "2"], "--threshold must be between 0 and 1, not 2."),
