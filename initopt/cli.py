@@ -543,7 +543,8 @@ def depth(
         raise fail(f"--jacobian-depths go up to {max(jdepths)}, deeper than --depth {n_layers}.")
     grid = PHASE_QUICK if quick else PHASE_DEFAULT
     sws = depth_lib.parse_values(grid["sigma_w2"] if phase_sigma_w2 is None else phase_sigma_w2, "--phase-sigma-w2")
-    depths = depth_lib.parse_values(grid["depths"] if phase_depths is None else phase_depths, "--phase-depths", integer=True)
+    depths = depth_lib.parse_values(grid["depths"] if phase_depths is None else phase_depths, "--phase-depths",
+                                    integer=True)
     phase_steps = grid["steps"] if steps is None else steps
     from initopt.data import TRAIN_SPLIT_SIZE
 

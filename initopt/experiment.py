@@ -86,9 +86,9 @@ def train_arms(
     plans = {label: (cfg, runner.plan_for(cfg, name, len(splits.train_y))) for label, (cfg, name) in arms_.items()}
     n_eval = max(len(splits.val_y), len(splits.test_y))
     for cfg, _ in plans.values():  # all checked before any training
-        budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, cfg.train.seeds, len(splits.train_y),
-                                        n_eval, cfg.train.epochs, cfg.train.seeds), f"Training hidden sizes {describe_hidden(cfg.model.hidden)} with "
-                     f"{cfg.train.seeds} trial(s)")
+        need = budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, cfg.train.seeds, len(splits.train_y), n_eval,
+                                  cfg.train.epochs, cfg.train.seeds)
+        budget.check(need, f"Training hidden sizes {describe_hidden(cfg.model.hidden)} with {cfg.train.seeds} trial(s)")
     results = {}
     for label, (cfg, plan) in plans.items():
         run_dir = group_dir / run_dir_name(label)
