@@ -528,14 +528,14 @@ def depth(
     for value, option, bounds in ((sigma_w2, "--sigma-w2", {"above": 0}), (sigma_b2, "--sigma-b2", {"at_least": 0}),
                                   (width, "--width", {"at_least": 1, "at_most": 65536}),
                                   (n_layers, "--depth", {"at_least": 1, "at_most": 10_000}),
-                                  (steps, "--steps", {"at_least": 1}), (lr, "--lr", {"above": 0}),
+                                  (lr, "--lr", {"above": 0}),
                                   (threshold, "--threshold", {"at_least": 0, "at_most": 1}),
                                   (lsuv_tol, "--lsuv-tol", {"above": 0}), (lsuv_max_iter, "--lsuv-max-iter", {"at_least": 1}),
                                   (seed, "--seed", {"at_least": 0, "at_most": config.SEED_MAX})):
         config.check_number(value, option, **bounds)
     config.check_name(name)
 
-    from initopt import budget, depth as depth_lib
+    from initopt import budget, data as data_lib, depth as depth_lib
 
     inits = config.parse_list(init, "--init")
     jdepths = depth_lib.parse_values(jacobian_depths, "--jacobian-depths", integer=True)
@@ -545,11 +545,9 @@ def depth(
     sws = depth_lib.parse_values(grid["sigma_w2"] if phase_sigma_w2 is None else phase_sigma_w2, "--phase-sigma-w2")
     depths = depth_lib.parse_values(grid["depths"] if phase_depths is None else phase_depths, "--phase-depths",
                                     integer=True)
-    phase_steps = grid["steps"] if steps is None else steps
-    from initopt.data import TRAIN_SPLIT_SIZE
-
     # A phase cell trains one pass over the training split: more steps were cut to that pass unsaid.
-    config.check_number(phase_steps, "--steps", at_least=1, at_most=TRAIN_SPLIT_SIZE // grid["batch"])
+    config.check_number(steps, "--steps", at_least=1, at_most=data_lib.TRAIN_SPLIT_SIZE // grid["batch"])
+    phase_steps = grid["steps"] if steps is None else steps
 
     for i in inits:
         depth_lib.resolve_init(i, act.value, sigma_w2)
@@ -562,7 +560,7 @@ def depth(
 
     import time as _time
 
-    from initopt import data as data_lib, env
+    from initopt import env
 
     start_mark = _time.perf_counter()
     jax_info = env.setup_jax("legacy")

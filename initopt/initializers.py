@@ -176,3 +176,11 @@ def weight_variances(init: str, act: str, sizes: list[int], scale: float | None 
     scale = resolve_scale(name, scale)
     spec = INITIALIZERS[name]
     return [spec.weight_var(fi, fo, i, act, scale) for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:]))]
+
+
+def layer_stds(init: str, act: str, sizes: list[int], scale: float | None = None) -> list[float]:
+    """The std per layer of a rule that draws ``std * N(0, 1)`` (``InitSpec.std``)."""
+    name = canonical_name(init)
+    scale = resolve_scale(name, scale)  # a default scale (normal's 0.01) where the config gives none
+    spec = INITIALIZERS[name]
+    return [spec.std(fi, fo, i, act, scale) for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:]))]

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from initopt.activations import ACTIVATIONS
-from initopt.initializers import (INITIALIZERS, canonical_name, layer_initializers, resolve_scale, scaled_normal,
-                                  uses_act)
+from initopt.initializers import INITIALIZERS, canonical_name, layer_initializers, layer_stds, scaled_normal, uses_act
 
 REFERENCE_HIDDEN = (512, 256, 256, 128)
 
@@ -120,7 +119,8 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
         else:
             families.setdefault((u[0], u[4]), []).append(u)
     fan_in = int(np.prod(np.shape(x_example)[1:]))
-    std_sets = [np.asarray([_stds(u, fan_in) for u in members], np.float32) for members in families.values()]
+    std_sets = [np.asarray([layer_stds(init, act, [fan_in, *hidden, MLP.num_classes], scale)
+                            for hidden, act, init, scale, _ in members], np.float32) for members in families.values()]
     built = jax.device_get(_init_cells([np.asarray(s, np.uint32) for s in seed_sets], std_sets, cells=tuple(lone),
                                        families=tuple(families), shape=tuple(np.shape(x_example))))
     where = {u: built[i] for i, u in enumerate(lone)}
@@ -133,15 +133,6 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
             rescaled = [lsuv_params(p, x_example, cfg.act, cfg.lsuv_tol, cfg.lsuv_max_iter) for p in per_seed]
             out[i] = jax.tree.map(lambda *leaves: np.stack(leaves), *rescaled)
     return out
-
-
-def _stds(spec: tuple, fan_in: int) -> list[float]:
-    """Each layer's std of a cell whose rule draws ``std * N(0, 1)``."""
-    hidden, act, init, scale, _ = spec
-    scale = resolve_scale(init, scale)  # a default scale (normal's 0.01) where the config gives none
-    sizes = [fan_in, *hidden, MLP.num_classes]
-    return [INITIALIZERS[init].std(fi, fo, layer, act, scale)
-            for layer, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:]))]
 
 
 def init_params(model_cfg, x_example, seed: int = 42):
