@@ -46,13 +46,20 @@ def default_workers() -> int:
     return workers
 
 
+# One BLAS thread in a figure worker (unless the user set these). numpy's BLAS otherwise starts a
+# thread per core in every worker: the 3D surface's projections (4 x 4 by 40,000 points) then kept
+# a second core busy, 0.15 s of the CPU that the other worker and the command were using, for a
+# figure that took no less time (0.31 s with two threads, 0.27 s with one).
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+
 _SETTLED = False  # this process is a figure worker, or the server that forks them, and is ready
 
 
 def settle() -> None:
     """Readies this process to draw: it yields the CPU to the main process (the niceness only
-    matters while the main process is busy), imports matplotlib, and freezes what it has built so
-    that processes forked from it do not copy those pages when Python's collector visits them.
+    matters while the main process is busy), keeps numpy's BLAS to one thread, imports matplotlib,
+    and freezes what it has built so that processes forked from it do not copy those pages when
+    Python's collector visits them.
     Run by the fork server before it forks the workers (:mod:`initopt.figure_server`), else by
     each worker; a no-op in a worker forked from a settled server."""
     global _SETTLED
@@ -62,6 +69,8 @@ def settle() -> None:
         os.nice(10)
     except (AttributeError, OSError):  # no nice() (Windows) or not allowed: the same work, unordered
         pass
+    for name in BLAS_THREADS:  # read once, when numpy loads its BLAS: before the import below
+        os.environ.setdefault(name, "1")
     import initopt.plots  # noqa: F401  (matplotlib is imported before the first figure)
 
     gc.freeze()

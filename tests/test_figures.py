@@ -89,6 +89,32 @@ def test_workers_are_forked_from_one_server_that_imported_matplotlib(tmp_path):
     assert pool._pool.submit(settled_with_matplotlib).result()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="finds OpenBLAS in /proc/self/maps")
+def test_a_worker_keeps_numpy_to_one_blas_thread():
+    """numpy's BLAS in a worker runs one thread, asked of OpenBLAS itself (by default it starts one
+    per core, and the 3D surface's projections kept a second core busy)."""
+    if blas_threads() is None:
+        pytest.skip("numpy here has no OpenBLAS to ask")
+    pool = figures.Figures(workers=1)
+    assert pool._pool.submit(blas_threads).result() == 1
+
+
+def blas_threads() -> int | None:
+    """The thread count of the OpenBLAS that numpy loaded in this process (None if there is none)."""
+    import ctypes
+
+    import numpy  # noqa: F401
+
+    with open("/proc/self/maps") as f:
+        paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            if hasattr(lib, name):
+                return int(getattr(lib, name)())
+    return None
+
+
 def worker_parent(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
