@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import enum
 import functools
+import gc
 import os
 import signal
 import sys
@@ -705,10 +706,19 @@ def surface(
     err_console.print(f"Wrote {run_dir} ({result['seconds']:.1f} s)")
 
 
+# A command's start-up (imports, Typer's validators, JAX's traces) makes 200,000 to 250,000 objects
+# that live as long as the process and little cyclic garbage. Python's collector, which runs every
+# 700 new objects, went over them 300 to 400 times: 0.17 to 0.28 s of a short command, for the
+# same peak memory. From a million new objects on (what a long run reaches) it collects as usual.
+GC_THRESHOLD = 1_000_000
+
+
 def main() -> None:
-    """The console entry point. Once the command has returned (its files written and closed), the
-    process ends without Python's teardown, which frees every JAX and XLA object one at a time
-    (0.3 to 0.7 s of a short command); exit handlers still run and the streams are flushed."""
+    """The console entry point. The collector's first threshold is raised (:data:`GC_THRESHOLD`).
+    Once the command has returned (its files written and closed), the process ends without
+    Python's teardown, which frees every JAX and XLA object one at a time (0.3 to 0.7 s of a short
+    command); exit handlers still run and the streams are flushed."""
+    gc.set_threshold(GC_THRESHOLD)
     try:
         app()
         code = 0
