@@ -99,6 +99,16 @@ def test_a_worker_keeps_numpy_to_one_blas_thread():
     assert pool._pool.submit(blas_threads).result() == 1
 
 
+def test_settling_imports_matplotlib_without_collecting():
+    """The collector is off while the fork server (or a spawned worker) imports matplotlib, in a fresh
+    interpreter as theirs: about 150 passes over the objects of the import, 45 ms, on the old code.
+    The process collects as usual afterwards."""
+    code = ("import gc; from initopt import figures; count = lambda: sum(s['collections'] for s in gc.get_stats()); "
+            "before = count(); figures.settle(); print(count() - before, gc.isenabled(), 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", "import sys; " + code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "True", "True"]
+
+
 def blas_threads() -> int | None:
     """The thread count of the OpenBLAS that numpy loaded in this process (None if there is none)."""
     import ctypes
