@@ -714,11 +714,15 @@ GC_THRESHOLD = 1_000_000
 
 
 def main() -> None:
-    """The console entry point. The collector's first threshold is raised (:data:`GC_THRESHOLD`).
-    Once the command has returned (its files written and closed), the process ends without
-    Python's teardown, which frees every JAX and XLA object one at a time (0.3 to 0.7 s of a short
-    command); exit handlers still run and the streams are flushed."""
+    """The console entry point. The collector's first threshold is raised (:data:`GC_THRESHOLD`) and
+    numpy's BLAS kept to one thread (:func:`initopt.env.one_blas_thread`). Once the command has
+    returned (its files written and closed), the process ends without Python's teardown, which
+    frees every JAX and XLA object one at a time (0.3 to 0.7 s of a short command); exit handlers
+    still run and the streams are flushed."""
     gc.set_threshold(GC_THRESHOLD)
+    from initopt import env
+
+    env.one_blas_thread()
     try:
         app()
         code = 0

@@ -9,13 +9,14 @@ import platform
 import re
 import sys
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 from initopt.errors import InitoptError
 
 
 def _version(package: str) -> str | None:
+    from importlib import metadata  # 25 ms to import: not for the processes that only call one_blas_thread
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -41,6 +42,22 @@ def environment() -> dict:
         "threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
         "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+# numpy's BLAS (OpenBLAS in its wheels, MKL in some builds) starts a thread per core when numpy is
+# imported, and each thread spins for about 0.1 s after every call before it sleeps, numpy's own
+# import and Gauss-Hermite nodes included. initopt's heavy arithmetic runs in XLA, with its own
+# threads; in a short command those spins took 0.1 to 0.2 s of the second core from the figure
+# workers' fork server while it imported matplotlib (it was ready at 2.2 s in init-stats, not 1.2 s),
+# and in a worker the 3D surface's projections kept the other core busy.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_blas_thread() -> None:
+    """Keeps numpy's BLAS to one thread in this process and those it starts, unless the user set
+    the variables. BLAS reads them once, when numpy loads it: call before numpy is imported."""
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
 
 
 COMPILE_CACHE_ENV = "INITOPT_COMPILE_CACHE"  # "off" (or 0/false/no) turns JAX's persistent cache off

@@ -26,6 +26,7 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from initopt import env
 from initopt.errors import InitoptError
 
 WORKERS_ENV = "INITOPT_FIGURE_WORKERS"
@@ -46,12 +47,6 @@ def default_workers() -> int:
     return workers
 
 
-# One BLAS thread in a figure worker (unless the user set these). numpy's BLAS otherwise starts a
-# thread per core in every worker: the 3D surface's projections (4 x 4 by 40,000 points) then kept
-# a second core busy, 0.15 s of the CPU that the other worker and the command were using, for a
-# figure that took no less time (0.31 s with two threads, 0.27 s with one).
-BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
-
 _SETTLED = False  # this process is a figure worker, or the server that forks them, and is ready
 
 
@@ -69,8 +64,7 @@ def settle() -> None:
         os.nice(10)
     except (AttributeError, OSError):  # no nice() (Windows) or not allowed: the same work, unordered
         pass
-    for name in BLAS_THREADS:  # read once, when numpy loads its BLAS: before the import below
-        os.environ.setdefault(name, "1")
+    env.one_blas_thread()  # before numpy: the 3D surface's projections took 0.31 s on two threads, 0.27 s on one
     collecting = gc.isenabled()
     gc.disable()  # the import makes ~100,000 lasting objects: 150 passes over them took 45 ms
     import initopt.plots  # noqa: F401  (matplotlib is imported before the first figure)

@@ -58,3 +58,19 @@ def _isolated_env(monkeypatch, tmp_path):
     """No test sees the user's data or cache settings."""
     monkeypatch.delenv("INITOPT_DATA_DIR", raising=False)
     monkeypatch.setenv("INITOPT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def blas_threads() -> int | None:
+    """The thread count of the OpenBLAS that numpy loaded in this process (None if there is none)."""
+    import ctypes
+
+    import numpy  # noqa: F401
+
+    with open("/proc/self/maps") as f:
+        paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            if hasattr(lib, name):
+                return int(getattr(lib, name)())
+    return None

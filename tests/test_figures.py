@@ -13,6 +13,7 @@ import pytest
 
 from initopt import figures
 from initopt.errors import InitoptError
+from tests.conftest import blas_threads
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -107,22 +108,6 @@ def test_settling_imports_matplotlib_without_collecting():
             "before = count(); figures.settle(); print(count() - before, gc.isenabled(), 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", "import sys; " + code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "True", "True"]
-
-
-def blas_threads() -> int | None:
-    """The thread count of the OpenBLAS that numpy loaded in this process (None if there is none)."""
-    import ctypes
-
-    import numpy  # noqa: F401
-
-    with open("/proc/self/maps") as f:
-        paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
-    for path in paths:
-        lib = ctypes.CDLL(path)
-        for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
-            if hasattr(lib, name):
-                return int(getattr(lib, name)())
-    return None
 
 
 def worker_parent(pid: int) -> int:
