@@ -3,7 +3,7 @@
 Cold: a fresh cache directory (no decompressed arrays, no compiled programs) and
 JAX's persistent compilation cache off. Warm: one cache directory, filled by a first
 run of every command, the compilation cache on (the default). Each number is the
-median (and the fastest) of ``--repeats`` processes, taken in rounds: every command
+median (and the fastest, and every round's) of ``--repeats`` processes, taken in rounds: every command
 (cold and warm) and the floor once per round. For ``train`` the number is the time from
 starting the process to the start of the first epoch (the time to its first epoch
 line less that epoch's own seconds).
@@ -70,6 +70,11 @@ def run_once(name: str, args: list[str], env: dict, out: str) -> float:
     return first
 
 
+def rounds(times: list[float]) -> list[float]:
+    """Every round's seconds, in order: the spread a median hides."""
+    return [round(t, 2) for t in times]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -98,11 +103,12 @@ def main() -> None:
                 warm[name].append(run_once(name, command, warm_env, out))
             print(f"round {i + 1}/{args.repeats} done", file=sys.stderr, flush=True)
     median = statistics.median
-    results = {"floor: python -c 'import jax' + one program": {"seconds": median(floor), "fastest": min(floor)}}
+    results = {"floor: python -c 'import jax' + one program": {"seconds": median(floor), "fastest": min(floor),
+                                                                "rounds": rounds(floor)}}
     for name in COMMANDS:
         results[name] = {"cold_seconds": median(cold[name]), "warm_seconds": median(warm[name]),
                          "warm_fastest": min(warm[name]), "warm_over_floor": median(warm[name]) / median(floor),
-                         "target_warm_seconds": TARGETS[name]}
+                         "target_warm_seconds": TARGETS[name], "warm_rounds": rounds(warm[name])}
     print(json.dumps(results, indent=2))
 
 
