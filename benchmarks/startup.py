@@ -3,8 +3,8 @@
 Cold: a fresh cache directory (no decompressed arrays, no compiled programs) and
 JAX's persistent compilation cache off. Warm: one cache directory, filled by a first
 run of every command, the compilation cache on (the default). Each number is the
-median (and the fastest, and every round's) of ``--repeats`` processes, taken in rounds: every command
-(cold and warm) and the floor once per round. For ``train`` the number is the time from
+median (and the fastest, and every round's) of ``--repeats`` processes, taken in
+rounds: every command (cold and warm) and the floor once per round. For ``train`` the number is the time from
 starting the process to the start of the first epoch (the time to its first epoch
 line less that epoch's own seconds).
 
