@@ -91,7 +91,9 @@ def histograms(arrays: list[np.ndarray], layers: list[str], title: str, xlabel: 
             xs, ys = _density_curve(finite, lo, hi)
             ax.plot(xs, ys, color="k", lw=1)
             ax.set_xlim(lo, hi)
-        ax.set_title(f"{name}\nvar = {var:.3g}")
+        # At y = 1, as matplotlib places it here anyway (nothing of a panel is above it: the same
+        # pixels), without its search for decorations above the axes: 16 ms a panel, a fifth of the figure.
+        ax.set_title(f"{name}\nvar = {var:.3g}", y=1.0)
         ax.set_xlabel(xlabel)
         ax.tick_params(labelsize=7)
         # A few ticks a panel: each one is several artists to lay out (a third of the drawing time).

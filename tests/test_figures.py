@@ -169,3 +169,31 @@ def test_a_command_leaves_matplotlib_to_the_workers_and_ends_cleanly(tmp_path):
         assert (run_dir / name).read_bytes().startswith(PNG_MAGIC)
     assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 20
     assert json.loads((tmp_path / "modules.json").read_text()) == []
+
+
+def test_histogram_titles_sit_where_matplotlib_would_place_them(monkeypatch):
+    """The panels' titles are set at y = 1, which skips matplotlib's search for decorations above
+    each panel (a fifth of the figure's time): the same pixels as the titles it places itself, for
+    ordinary, tiny and offset (1e7) values and panels with nothing finite to draw."""
+    import io
+
+    from matplotlib.axes import Axes
+
+    from initopt import plots
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=4000).astype(np.float32) * 0.05, rng.normal(size=3000).astype(np.float32) * 1e-9,
+              (rng.normal(size=2000) * 1e6 + 5e7).astype(np.float32), np.full(10, 0.005, np.float32),
+              np.array([np.nan], np.float32)]
+
+    def png() -> bytes:
+        buffer = io.BytesIO()
+        plots.histograms(arrays, [f"Layer {2 * i}" for i in range(5)], "weight distribution", "weight").savefig(
+            buffer, format="png")
+        return buffer.getvalue()
+
+    fixed = png()
+    set_title = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda self, label, *args, y=None, **kwargs: set_title(self, label, *args,
+                                                                                                  **kwargs))
+    assert png() == fixed
