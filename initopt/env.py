@@ -47,9 +47,9 @@ def environment() -> dict:
 # numpy's BLAS (OpenBLAS in its wheels, MKL in some builds) starts a thread per core when numpy is
 # imported, and each thread spins for about 0.1 s after every call before it sleeps, numpy's own
 # import and Gauss-Hermite nodes included. initopt's heavy arithmetic runs in XLA, with its own
-# threads; in a short command those spins took 0.1 to 0.2 s of the second core from the figure
-# workers' fork server while it imported matplotlib (it was ready at 2.2 s in init-stats, not 1.2 s),
-# and in a worker the 3D surface's projections kept the other core busy.
+# threads; in init-stats those spins took 0.15 to 0.18 s of the second core from the figure
+# workers' fork server while it imported matplotlib (ready at a median 1.20 s, now 1.09 s), and
+# in a worker the 3D surface's projections kept the other core busy.
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
