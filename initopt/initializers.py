@@ -170,17 +170,20 @@ def layer_initializers(init: str, act: str, n_layers: int, scale: float | None =
     return tuple(INITIALIZERS[name].initializer(i, act, scale) for i in range(n_layers))
 
 
-def weight_variances(init: str, act: str, sizes: list[int], scale: float | None = None) -> list[float | None]:
-    """The weight variance per layer that the rule implies (None where no theory applies)."""
+def _per_layer(init: str, act: str, sizes: list[int], scale: float | None, quantity: str) -> list:
+    """``InitSpec.<quantity>(fan_in, fan_out, layer, act, scale)`` for each layer of ``sizes``, with the
+    rule's default scale (normal's 0.01) where none is given."""
     name = canonical_name(init)
     scale = resolve_scale(name, scale)
-    spec = INITIALIZERS[name]
-    return [spec.weight_var(fi, fo, i, act, scale) for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    rule = getattr(INITIALIZERS[name], quantity)
+    return [rule(fi, fo, i, act, scale) for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:]))]
+
+
+def weight_variances(init: str, act: str, sizes: list[int], scale: float | None = None) -> list[float | None]:
+    """The weight variance per layer that the rule implies (None where no theory applies)."""
+    return _per_layer(init, act, sizes, scale, "weight_var")
 
 
 def layer_stds(init: str, act: str, sizes: list[int], scale: float | None = None) -> list[float]:
     """The std per layer of a rule that draws ``std * N(0, 1)`` (``InitSpec.std``)."""
-    name = canonical_name(init)
-    scale = resolve_scale(name, scale)  # a default scale (normal's 0.01) where the config gives none
-    spec = INITIALIZERS[name]
-    return [spec.std(fi, fo, i, act, scale) for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    return _per_layer(init, act, sizes, scale, "std")
