@@ -62,9 +62,11 @@ class Prng(str, enum.Enum):
     modern = "modern"
 
 
-def path_value(text: str) -> Path:
-    """A path option's value. An empty one (``--out "$UNSET"``) is refused: as a Path it would be
-    '.', and the command would read or write the current directory."""
+def path_value(value: "str | os.PathLike[str]") -> Path:
+    """A path option's value: the text typed, or (Typer 0.29 and later) the option's default
+    ``Path``. An empty one (``--out "$UNSET"``) is refused: as a Path it would be '.', and the
+    command would read or write the current directory."""
+    text = os.fspath(value)
     if not text.strip():
         raise typer.BadParameter("an empty path; give a file or directory.")
     return Path(text)

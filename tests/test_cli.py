@@ -750,3 +750,18 @@ def test_a_corrupt_compilation_cache_entry_is_removed_and_written_again(tmp_path
     assert len(entries[0].read_bytes()) > 1000  # written again by the run that removed it
     again = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     assert again.stderr.startswith("Wrote ")  # read back from the cache without a word
+
+
+def test_path_options_take_text_or_the_default_path():
+    """Typer 0.29 hands an option's default (``Path("outputs")``) to its parser; older versions
+    only the typed text. Both are paths; an empty text is still refused."""
+    from pathlib import Path
+
+    import typer
+
+    from initopt.cli import path_value
+
+    assert path_value(Path("outputs")) == Path("outputs")
+    assert path_value("runs/a") == Path("runs/a")
+    with pytest.raises(typer.BadParameter):
+        path_value("  ")
