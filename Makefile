@@ -1,14 +1,23 @@
 # Two entry points for a fresh machine: `make run` (the main job) and `make test`.
+# Both install the exact versions in uv.lock (the set the suite passed with) into .venv/.
 PYTHON ?= python3
-VENV ?= .venv
+VENV := .venv
 BIN := $(VENV)/bin
+# uv from the PATH, else a pinned copy installed from PyPI into .tools/ (only Python and make needed).
+UV_VERSION := 0.13.9
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+# A Python of this machine, never one downloaded by uv.
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test data install bench clean
+.PHONY: run test data install lock test-latest bench clean
 
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+# `--locked` fails if uv.lock no longer matches pyproject.toml, rather than resolving anew.
+$(BIN)/.installed: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --locked --extra test --python $(PYTHON)
 	touch $@
 
 install: $(BIN)/.installed
@@ -23,8 +32,20 @@ run: data
 test: install
 	$(BIN)/python -m pytest -q
 
+# The newest release of every dependency, in a venv of its own: the suite, the README's commands
+# included (tests/test_readme.py). Run it before `make lock`, which moves the lock to those releases.
+test-latest: | $(UV)
+	rm -rf .venv-latest
+	$(UV) venv --quiet --python $(PYTHON) .venv-latest
+	$(UV) pip install --quiet --python .venv-latest/bin/python --upgrade -e '.[test]'
+	$(UV) pip list --python .venv-latest/bin/python
+	.venv-latest/bin/python -m pytest -q
+
+lock: | $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
 bench: data
 	$(BIN)/python benchmarks/train_speed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-latest .tools build *.egg-info
