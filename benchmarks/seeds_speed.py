@@ -27,7 +27,12 @@ def child(n_seeds: int, epochs: int, train_limit: int | None) -> dict:
     import numpy as np
     from flax.training.train_state import TrainState
 
-    from initopt import config, data, env, model, optimizers, runner, train, trials
+    from initopt import config
+    from initopt.data import fashion_mnist as data
+    from initopt.engine import runner, train, trials
+    from initopt.nn import model
+    from initopt.optim import optimizers
+    from initopt.runtime import env
 
     env.set_prng("legacy")
     ds = data.load()

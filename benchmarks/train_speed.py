@@ -30,7 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax.training.train_state import TrainState
 
-from initopt import config, data, env, instruments, model, optimizers, runner, train, trials
+from initopt import config
+from initopt.data import fashion_mnist as data
+from initopt.engine import instruments, runner, train, trials
+from initopt.nn import model
+from initopt.optim import optimizers
+from initopt.runtime import env
 
 
 class ReferenceDataset:

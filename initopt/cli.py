@@ -5,14 +5,11 @@ answers at once. Results go to stdout (a table, or JSON with ``--json``);
 progress and errors go to stderr.
 """
 
-import atexit
 import contextlib
 import enum
 import functools
-import gc
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from initopt import tables
+from initopt.output import tables
 
 app = typer.Typer(
     help="Experiments on weight initialization and optimizers for a deep MLP on Fashion-MNIST.",
@@ -99,7 +96,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def start_figures(at_most: int = 2):
     """Figure workers for a command that draws: started first, so matplotlib loads beside JAX. No
     more of them than the figures the command draws at one time (the grid draws one)."""
-    from initopt import figures
+    from initopt.output import figures
 
     return figures.Figures(at_most=at_most)
 
@@ -154,7 +151,7 @@ def run_interruptible(work, resume_hint: str):
 
 
 def emit_json(obj) -> None:
-    from initopt import io
+    from initopt.output import io
 
     typer.echo(io.to_json(obj))
 
@@ -168,7 +165,7 @@ def data(
     as_json: JsonOpt = False,
 ):
     """Show where the Fashion-MNIST data comes from, its sizes, checksum and pixel statistics."""
-    from initopt import data as data_lib
+    from initopt.data import fashion_mnist as data_lib
 
     if download:
         err_console.print("Downloading Fashion-MNIST with TFDS ...")
@@ -198,7 +195,8 @@ def init_stats(
 ):
     """Per-layer weight, activation and gradient statistics of an initialization at step 0."""
     figures = start_figures(at_most=1 if grid else 2)
-    from initopt import config, io
+    from initopt import config
+    from initopt.output import io
 
     config.check_number(n_seeds, "--seeds", at_least=1, at_most=10_000)
     hidden_sizes = config.parse_hidden(hidden) if hidden is not None else config.ModelConfig().hidden
@@ -210,7 +208,8 @@ def init_stats(
         raise fail("--grid uses the reference scales; drop --scale.")
     if grid and n_seeds > 1:
         raise fail("--grid and --seeds do not combine; run --seeds per cell.")
-    from initopt import budget, stats as stats_lib
+    from initopt.engine import budget
+    from initopt.studies import stats as stats_lib
 
     cells = len(stats_lib.GRID_INITS) * len(stats_lib.GRID_ACTS) if grid else n_seeds
     budget.check(budget.init_stats_bytes(model_cfg.hidden, 1024, cells),
@@ -219,7 +218,9 @@ def init_stats(
     io.ensure_dir(Path(out))  # writable before any work; the run directory once the data is read
     base = Path(out) / "init-stats"
 
-    from initopt import compiles, data as data_lib, env, stats
+    from initopt.data import fashion_mnist as data_lib
+    from initopt.runtime import compiles, env
+    from initopt.studies import stats
 
     start_mark = compiles.mark()
     jax_info = env.setup_jax(prng.value)
@@ -260,7 +261,7 @@ def init_stats(
         metrics = {**s, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
     run_info = {  # gathered while the figures are drawn (the versions take 30 ms to look up)
         "command": "init-stats", "status": "complete", "seconds": seconds,
-        "dataset": ds.summary(), **env.environment(), **jax_info, "compiles": env.compile_report(start_mark),
+        "dataset": ds.summary(), **env.environment(), **jax_info, "compiles": compiles.report(start_mark),
     }
     figures.wait()
     io.write_json(run_dir / "run.json", run_info)
@@ -348,7 +349,10 @@ def train(
 ):
     """Train the MLP with any optimizer; keep the best-validation checkpoint; report test accuracy."""
     figures = start_figures()
-    from initopt import config, experiment, instruments as instruments_lib, io
+    from initopt import config
+    from initopt.engine import instruments as instruments_lib
+    from initopt.output import io
+    from initopt.studies import experiment
 
     config.check_name(name)
     inits = config.parse_inits(init) if init is not None else None
@@ -371,7 +375,9 @@ def train(
     io.ensure_dir(Path(out))  # writable before any work; the run directories come once the plan is checked
     group_dir = Path(out) / "train" / (name or experiment.group_name(config_file, overrides))
 
-    from initopt import data as data_lib, distributed, env
+    from initopt.data import fashion_mnist as data_lib
+    from initopt.engine import distributed
+    from initopt.runtime import env
 
     if distributed.initialize() != 0:  # a secondary process of a multi-process run: compute, stay silent
         quiet, as_json = True, False
@@ -439,7 +445,11 @@ def tune(
 ):
     """Tune each optimizer's learning rate on a grid over seeds (one program each), select on validation, compare."""
     figures = start_figures()
-    from initopt import config, experiment, io, optimizer_specs, tune as tune_lib
+    from initopt import config
+    from initopt.optim import optimizer_specs
+    from initopt.output import io
+    from initopt.studies import experiment
+    from initopt.studies import tune as tune_lib
 
     config.check_name(name)
     overrides = {
@@ -456,7 +466,9 @@ def tune(
     io.ensure_dir(Path(out))
     tune_dir = Path(out) / "tune" / (name or experiment.group_name(config_file, overrides))
 
-    from initopt import budget, data as data_lib, env
+    from initopt.data import fashion_mnist as data_lib
+    from initopt.engine import budget
+    from initopt.runtime import env
 
     jax_info = env.setup_jax(cfg.train.prng)
     ds = data_lib.load(data_dir or cfg.data.data_dir)
@@ -526,7 +538,8 @@ def depth(
 ):
     """Deep-network theory measured: depth scales, signal propagation, Jacobian spectra, trainability, LSUV."""
     figures = start_figures()
-    from initopt import config, io
+    from initopt import config
+    from initopt.output import io
 
     for value, option, bounds in ((sigma_w2, "--sigma-w2", {"above": 0}), (sigma_b2, "--sigma-b2", {"at_least": 0}),
                                   (width, "--width", {"at_least": 1, "at_most": 65536}),
@@ -538,7 +551,9 @@ def depth(
         config.check_number(value, option, **bounds)
     config.check_name(name)
 
-    from initopt import budget, data as data_lib, depth as depth_lib
+    from initopt.data import fashion_mnist as data_lib
+    from initopt.engine import budget
+    from initopt.studies import depth as depth_lib
 
     inits = config.parse_list(init, "--init")
     jdepths = depth_lib.parse_values(jacobian_depths, "--jacobian-depths", integer=True)
@@ -563,7 +578,7 @@ def depth(
 
     import time as _time
 
-    from initopt import env
+    from initopt.runtime import env
 
     start_mark = _time.perf_counter()
     jax_info = env.setup_jax("legacy")
@@ -609,7 +624,8 @@ def report(
 ):
     """One table (terminal, Markdown, CSV) and one figure of finished training runs."""
     figures = start_figures()
-    from initopt import io, report as rep
+    from initopt.output import io
+    from initopt.output import report as rep
 
     root = Path(out) / "train"
     defaults = [d for d in (root, Path(out) / "tune") if d.exists()]
@@ -664,7 +680,8 @@ def surface(
 ):
     """Run optimizers on a 2D loss surface; draw their trajectories; judge whether they reach a minimum."""
     figures = start_figures()
-    from initopt import config, io
+    from initopt import config
+    from initopt.output import io
 
     optimizers = tuple(config.parse_list(optimizer, "--optimizer"))
     if optimizers == ("all",):
@@ -678,7 +695,8 @@ def surface(
     if tune and starts is None:
         starts = 64
 
-    from initopt import env, surfaces as S
+    from initopt.runtime import env
+    from initopt.studies import surfaces as S
 
     env.setup_jax(None)
 
@@ -708,34 +726,8 @@ def surface(
     err_console.print(f"Wrote {run_dir} ({result['seconds']:.1f} s)")
 
 
-# A command's start-up (imports, Typer's validators, JAX's traces) makes 200,000 to 250,000 objects
-# that live as long as the process and little cyclic garbage. Python's collector, which runs every
-# 700 new objects, went over them 300 to 400 times: 0.17 to 0.28 s of a short command, for the
-# same peak memory. From a million new objects on (what a long run reaches) it collects as usual.
-GC_THRESHOLD = 1_000_000
-
-
 def main() -> None:
-    """The console entry point. The collector's first threshold is raised (:data:`GC_THRESHOLD`) and
-    numpy's BLAS kept to one thread (:func:`initopt.env.one_blas_thread`). Once the command has
-    returned (its files written and closed), the process ends without Python's teardown, which
-    frees every JAX and XLA object one at a time (0.3 to 0.7 s of a short command); exit handlers
-    still run and the streams are flushed."""
-    gc.set_threshold(GC_THRESHOLD)
-    from initopt import env
+    """The console entry point: this app, run the way :func:`initopt.runtime.process.run` runs a command."""
+    from initopt.runtime import process
 
-    env.one_blas_thread()
-    try:
-        app()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    if "initopt.figures" in sys.modules:  # idle figure workers: ended, not waited for
-        sys.modules["initopt.figures"].stop_workers()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code or 0)
+    process.run(app)

@@ -58,7 +58,7 @@ class TrainConfig(_Section):
     batch_size: Count = 256
     seed: Seed = 42  # init key and batch order; the split is always seed 42
     seeds: Count = 1  # trials with seeds seed, seed+1, ... as one program
-    schedule: StrictStr = "constant"  # see initopt.schedules
+    schedule: StrictStr = "constant"  # see initopt.optim.schedules
     warmup_epochs: Annotated[StrictInt, Field(ge=0)] | None = None
     beta: Float | None = None  # momentum of the optimizers that have a ``beta`` (momentum, nesterov)
     weight_decay: Float | None = None  # of the optimizers that have a ``weight_decay`` (adamw)
@@ -167,9 +167,9 @@ def check_number(value: float | None, option: str, *, at_least: float | None = N
 
 def validate(cfg: Config, source: str = "the options") -> Config:
     """Checks names and ranges beyond types; returns ``cfg`` with names in canonical form."""
-    from initopt.activations import ACTIVATIONS
-    from initopt.initializers import canonical_name, resolve_scale
-    from initopt.schedules import SCHEDULES
+    from initopt.nn.activations import ACTIVATIONS
+    from initopt.nn.initializers import canonical_name, resolve_scale
+    from initopt.optim.schedules import SCHEDULES
 
     m, t = cfg.model, cfg.train
     act = canonical_name(m.act)
@@ -265,7 +265,7 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 
 def parse_inits(text: str) -> list[tuple[str, float | None]]:
     """``"kaiming,xavier,normal:0.01"`` -> ``[("kaiming", None), ("xavier", None), ("normal", 0.01)]``, checked."""
-    from initopt.initializers import canonical_name, resolve_scale
+    from initopt.nn.initializers import canonical_name, resolve_scale
 
     out = []
     for item in parse_list(text, "--init"):
@@ -295,7 +295,7 @@ def parse_hyper(items: list[str] | None) -> dict[str, Any] | None:
     """``["b1=0.95", "nesterov=true"]`` -> ``{"b1": 0.95, "nesterov": True}``."""
     if not items:
         return None
-    from initopt.optimizer_specs import hyper_value
+    from initopt.optim.optimizer_specs import hyper_value
 
     out = {}
     for item in items:

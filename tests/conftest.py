@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from initopt import data
+from initopt.data import fashion_mnist as data
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

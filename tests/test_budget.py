@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from initopt import budget
+from initopt.engine import budget
 from initopt.errors import ConfigError
-from initopt.model import REFERENCE_HIDDEN
+from initopt.nn.model import REFERENCE_HIDDEN
 
 
 def test_param_count_of_the_reference_mlp():

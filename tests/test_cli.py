@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initopt import activations, initializers
 from initopt.cli import Act, Init, app
+from initopt.nn import activations, initializers
 
 runner = CliRunner()
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -204,7 +204,7 @@ def test_train_skips_a_finished_run(tiny_data, tmp_path):
 
 def interrupt_after_epoch(monkeypatch, epoch):
     """Simulates Ctrl-C right after the checkpoint of ``epoch``; returns the real save function."""
-    from initopt import runner
+    from initopt.engine import runner
 
     real_save = runner.save_progress
 
@@ -218,7 +218,7 @@ def interrupt_after_epoch(monkeypatch, epoch):
 
 
 def test_interrupted_run_resumes_to_the_same_metrics(tiny_data, tmp_path, monkeypatch):
-    from initopt import runner
+    from initopt.engine import runner
 
     args = [*SMOKE, "--epochs", "4", "--optimizer", "momentum",
             "--data-dir", tiny_data]
@@ -354,7 +354,7 @@ def test_an_empty_out_is_refused_not_the_current_directory(tmp_path, monkeypatch
 
 
 def test_written_files_are_readable_by_others(tmp_path):
-    from initopt import io
+    from initopt.output import io
 
     path = io.write_json(tmp_path / "x.json", {"a": 1})
     assert path.stat().st_mode & 0o044 == 0o044
@@ -362,7 +362,7 @@ def test_written_files_are_readable_by_others(tmp_path):
 
 # ----------------------------------------------------------------------------- seeds and report
 def test_train_seeds_compiles_once_per_optimizer(tiny_data, tmp_path):
-    from initopt import compiles
+    from initopt.runtime import compiles
 
     start = compiles.mark()
     out = train_json(*SMOKE, "--optimizer", "sgd,momentum,adam", "--seeds", "4", "--epochs", "3",
@@ -384,7 +384,7 @@ def test_train_seeds_compiles_once_per_optimizer(tiny_data, tmp_path):
 
 def test_two_runs_differing_in_lr_compile_the_epoch_once(tiny_data, tmp_path):
     """Two `train` commands in one process, only --lr differs: XLA compiles the epoch once."""
-    from initopt import compiles
+    from initopt.runtime import compiles
 
     args = [*SMOKE, "--optimizer", "adam", "--hidden", "56,8", "--data-dir", tiny_data, "--out", tmp_path]
     start = compiles.mark()
@@ -398,7 +398,7 @@ def test_two_runs_differing_in_lr_compile_the_epoch_once(tiny_data, tmp_path):
 
 
 def test_train_seeds_resume(tiny_data, tmp_path, monkeypatch):
-    from initopt import runner
+    from initopt.engine import runner
 
     args = [*SMOKE, "--optimizer", "adam", "--seeds", "2", "--epochs", "3", "--data-dir", tiny_data]
     whole = train_json(*args, "--out", tmp_path / "a")
@@ -444,7 +444,7 @@ def test_init_stats_seeds_cli(tiny_data, tmp_path):
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tmp_path):
-    from initopt import runner
+    from initopt.engine import runner
 
     args = [*SMOKE, "--optimizer", "sgd", "--data-dir", tiny_data, "--out", tmp_path, "--name", "c"]
     train_json(*args)
@@ -560,7 +560,7 @@ def test_a_command_stopped_by_sigterm_leaves_no_warning_and_no_process(tmp_path,
 
 
 def test_failed_rerun_does_not_leave_old_metrics_looking_complete(tiny_data, tmp_path, monkeypatch):
-    from initopt import figures, plots
+    from initopt.output import figures, plots
 
     monkeypatch.setenv(figures.WORKERS_ENV, "0")  # figures drawn here, where the patch below applies
 
@@ -614,7 +614,7 @@ def test_user_optimizer_file_in_the_current_directory(tiny_data, tmp_path, monke
     (MYOPT, ["--lr", "0.1", "--hyper", "beta=0.9"], "has no hyperparameter 'beta'"),
 ])
 def test_broken_user_optimizer_is_one_sentence(tiny_data, tmp_path, monkeypatch, source, args, text):
-    from initopt import optimizer_specs
+    from initopt.optim import optimizer_specs
 
     optimizer_specs.resolve.cache_clear()
     (tmp_path / "bad.py").write_text(source)
@@ -669,7 +669,7 @@ def test_report_reads_runs_from_before_trials(tiny_data, tmp_path):
 def test_diverged_message_counts_trials():
     from pathlib import Path
 
-    from initopt import experiment
+    from initopt.studies import experiment
 
     results = {"sgd": {"status": "complete", "trials_diverged": 1, "n_trials": 4, "epochs_completed": 3},
                "adam": {"status": "diverged", "trials_diverged": 2, "n_trials": 2, "epochs_completed": 1}}
@@ -722,7 +722,7 @@ def test_run_json_records_the_compile_cache(tiny_data, tmp_path, monkeypatch):
                                            ("of", None)])
 def test_compile_cache_switch(value, wanted, tmp_path, monkeypatch):
     """INITOPT_COMPILE_CACHE is on or off; anything else ends the command before it writes anything."""
-    from initopt import env
+    from initopt.runtime import env
 
     monkeypatch.setenv("INITOPT_COMPILE_CACHE", value)
     if wanted is not None:

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from initopt import data
+from initopt.data import fashion_mnist as data
 from initopt.errors import DataError
 from tests.conftest import idx_bytes, make_dataset, needs_debian_data, write_idx
 

@@ -1,7 +1,6 @@
 """The theory against networks: propagation at width, Jacobian spectra, LSUV, the phase diagram command."""
 
 import json
-import math
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +8,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initopt import config, data, depth, model, stats
+from initopt import config
 from initopt.cli import app
+from initopt.data import fashion_mnist as data
+from initopt.studies import depth, stats
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from initopt import figures
 from initopt.errors import InitoptError
+from initopt.output import figures
 from tests.conftest import blas_threads
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -104,7 +104,7 @@ def test_settling_imports_matplotlib_without_collecting():
     """The collector is off while the fork server (or a spawned worker) imports matplotlib, in a fresh
     interpreter as theirs: about 150 passes over the objects of the import, 45 ms, on the old code.
     The process collects as usual afterwards."""
-    code = ("import gc; from initopt import figures; count = lambda: sum(s['collections'] for s in gc.get_stats()); "
+    code = ("import gc; from initopt.output import figures; count = lambda: sum(s['collections'] for s in gc.get_stats()); "
             "before = count(); figures.settle(); print(count() - before, gc.isenabled(), 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", "import sys; " + code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "True", "True"]
@@ -179,7 +179,7 @@ def test_histogram_titles_sit_where_matplotlib_would_place_them(monkeypatch):
 
     from matplotlib.axes import Axes
 
-    from initopt import plots
+    from initopt.output import plots
 
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=4000).astype(np.float32) * 0.05, rng.normal(size=3000).astype(np.float32) * 1e-9,

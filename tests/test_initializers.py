@@ -2,10 +2,10 @@ import jax
 import numpy as np
 import pytest
 
-from initopt import initializers as inits
-from initopt.activations import ACTIVATIONS, kaiming_gain2, second_moment
 from initopt.errors import ConfigError
-from initopt.model import make_model
+from initopt.nn import initializers as inits
+from initopt.nn.activations import ACTIVATIONS, kaiming_gain2, second_moment
+from initopt.nn.model import make_model
 
 SHAPE = (400, 300)  # 120,000 draws: a sample variance within 2% of the truth (~5 sigma)
 
@@ -88,8 +88,8 @@ def test_jitted_init_gives_the_reference_bits(prng):
     initializer and every activation-dependent gain, several seeds at once (a batched init) and one seed
     alone (an unbatched one): the same bits, not merely close."""
     from initopt import config
-    from initopt.env import set_prng
-    from initopt.model import init_cells
+    from initopt.nn.model import init_cells
+    from initopt.runtime.env import set_prng
 
     before = jax.config.jax_threefry_partitionable
     set_prng(prng)

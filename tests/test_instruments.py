@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initopt import config, data, env, instruments, model, runner, train
+from initopt import config
 from initopt.cli import app
+from initopt.data import fashion_mnist as data
+from initopt.engine import instruments, runner, train
+from initopt.runtime import env
 
 
 def np_kernels(params):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from initopt import intervals
+from initopt.engine import intervals
 
 
 def test_mean_ci95_against_hand_computation():

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from initopt import io
 from initopt.errors import InitoptError
+from initopt.output import io
 
 
 def test_json_turns_numpy_and_non_finite_into_plain_values(tmp_path):

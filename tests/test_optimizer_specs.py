@@ -6,9 +6,10 @@ import numpy as np
 import optax
 import pytest
 
-from initopt import hyperparams, optimizer_specs as specs
 from initopt.errors import ConfigError
-from initopt.schedules import ScheduleSpec, optax_schedule
+from initopt.optim import hyperparams
+from initopt.optim import optimizer_specs as specs
+from initopt.optim.schedules import ScheduleSpec, optax_schedule
 
 CONSTANT = optax_schedule(ScheduleSpec("constant", 10))
 
@@ -61,7 +62,7 @@ def test_user_file_factory(tmp_path, monkeypatch):
 
 
 def test_module_factory():
-    spec = specs.resolve("initopt.optimizers:nesterov")
+    spec = specs.resolve("initopt.optim.optimizers:nesterov")
     assert dict(spec.defaults) == {"beta": 0.9}
 
 

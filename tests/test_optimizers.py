@@ -7,7 +7,7 @@ import optax
 import pytest
 from flax.training.train_state import TrainState
 
-from initopt import optimizers as opt
+from initopt.optim import optimizers as opt
 
 LR, BETA = 0.05, 0.9
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from initopt import propagation as P
+from initopt.nn import propagation as P
 
 
 @pytest.mark.parametrize("sw2", [0.5, 1.0, 2.0, 3.0])

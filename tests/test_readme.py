@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

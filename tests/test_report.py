@@ -1,6 +1,6 @@
 import json
 
-from initopt import report
+from initopt.output import report
 
 
 def write_run(directory, metrics, command="train"):

@@ -2,8 +2,11 @@ import json
 
 import pytest
 
-from initopt import config, data, env, model, runner, train
+from initopt import config
+from initopt.data import fashion_mnist as data
+from initopt.engine import runner, train
 from initopt.errors import InitoptError
+from initopt.runtime import env
 
 
 def test_plan_has_every_lr_and_seed_and_the_schedule_in_steps():

@@ -5,13 +5,13 @@ import numpy as np
 import optax
 import pytest
 
-from initopt import hyperparams, optimizers
 from initopt.errors import ConfigError
-from initopt.schedules import ScheduleSpec, optax_schedule
+from initopt.optim import hyperparams, optimizers
+from initopt.optim.schedules import ScheduleSpec, optax_schedule
 
 TOTAL, WARMUP, PEAK = 40, 8, 0.3
 
-ORACLES = {  # built here from optax, independently of initopt.schedules
+ORACLES = {  # built here from optax, independently of initopt.optim.schedules
     ("constant", None): optax.constant_schedule(PEAK),
     ("constant", WARMUP): optax.warmup_constant_schedule(0.0, PEAK, WARMUP),
     ("warmup_cosine", WARMUP): optax.warmup_cosine_decay_schedule(0.0, PEAK, WARMUP, TOTAL, end_value=0.0),

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from initopt import data, env, stats
 from initopt.config import ModelConfig
+from initopt.data import fashion_mnist as data
+from initopt.runtime import env
+from initopt.studies import stats
 from tests.conftest import needs_debian_data
 
 PUBLISHED_GRAD_VAR = [3.25944201904349e-05, 4.664550942834467e-05, 6.605686212424189e-05,

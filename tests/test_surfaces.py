@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from initopt import surfaces as S
+from initopt.studies import surfaces as S
 
 
 @pytest.mark.parametrize("name", [n for n in S.SURFACES if n != "pathological"])

@@ -3,7 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from initopt import config, data, env, model, runner, train
+from initopt import config
+from initopt.data import fashion_mnist as data
+from initopt.engine import runner, train
+from initopt.runtime import env
 
 CFG = config.load(overrides={"model.hidden": [64, 32], "train.epochs": 3, "train.batch_size": 32,
                              "train.optimizers": ["adam"]})
@@ -24,7 +27,7 @@ def test_scan_epoch_equals_per_step_loop(splits):
     """The oracle: one jitted step per batch with a plain (not injected) optimizer, fed from Python."""
     from flax.training.train_state import TrainState
 
-    from initopt.optimizers import momentum
+    from initopt.optim.optimizers import momentum
 
     s, x_example = splits
     p = plan(CFG, "momentum", s)

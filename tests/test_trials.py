@@ -9,7 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from initopt import compiles, config, data, env, model, runner, train
+from initopt import config
+from initopt.data import fashion_mnist as data
+from initopt.engine import runner, train
+from initopt.runtime import compiles, env
 
 OVERRIDES = {"model.hidden": [64, 32], "train.epochs": 2, "train.batch_size": 32}
 
@@ -84,7 +87,11 @@ def test_all_trials_diverged_stops_early(setup):
 SHARD_SCRIPT = """
 import json, sys
 sys.path.insert(0, {root!r})
-from initopt import config, data, env, model, runner, train, trials
+from initopt import config
+from initopt.runtime import env
+from initopt.data import fashion_mnist as data
+from initopt.nn import model
+from initopt.engine import runner, train, trials
 env.set_prng("legacy")
 ds = data.load({data_dir!r})
 splits, (x, _) = data.make_splits(ds), data.example_batch(ds)

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initopt import config, data, env, model, tune
+from initopt import config
 from initopt.cli import app
+from initopt.data import fashion_mnist as data
 from initopt.errors import ConfigError
+from initopt.runtime import env
+from initopt.studies import tune
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

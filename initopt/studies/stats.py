@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from initopt.activations import ACTIVATIONS, second_moment
 from initopt.config import ModelConfig
-from initopt.initializers import weight_variances
-from initopt.model import MLP, REFERENCE_HIDDEN, init_cells, init_params, make_model
+from initopt.nn.activations import ACTIVATIONS, second_moment
+from initopt.nn.initializers import weight_variances
+from initopt.nn.model import MLP, REFERENCE_HIDDEN, init_cells, init_params, make_model
 
 # The reference experiment's grid: (init, scale) x activation.
 GRID_INITS = (

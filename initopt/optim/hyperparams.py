@@ -1,7 +1,7 @@
 """Hyperparameters as data: optax's ``inject_hyperparams`` pattern, with a schedule on the peak rate.
 
 ``inject(factory, schedule, static)`` wraps any ``factory(learning_rate, **hyperparameters)
--> GradientTransformation`` (a hand-written one of :mod:`initopt.optimizers`, an optax
+-> GradientTransformation`` (a hand-written one of :mod:`initopt.optim.optimizers`, an optax
 alias, a user's own). Its state holds the update count and every float
 hyperparameter as a float32 array; each update rebuilds the inner transformation
 from those arrays, with ``learning_rate = peak_lr * schedule(count)``. So the

@@ -19,10 +19,11 @@ from typing import Callable
 
 import numpy as np
 
-from initopt import optimizer_specs, runner
 from initopt.config import Config, check_lr
+from initopt.engine import runner
+from initopt.engine.intervals import mean_ci95, paired_comparisons
 from initopt.errors import ConfigError
-from initopt.intervals import mean_ci95, paired_comparisons
+from initopt.optim import optimizer_specs
 
 CHANCE = 0.1  # ten classes
 DEFAULT_SPAN = (-2.0, 1.0)  # decades around the reference rate
@@ -208,6 +209,6 @@ def _summary(values: list[float | None]) -> dict:
 
 
 def _slug(name: str) -> str:
-    from initopt.experiment import run_dir_name
+    from initopt.studies.experiment import run_dir_name
 
     return run_dir_name(name)

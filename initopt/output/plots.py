@@ -1,6 +1,6 @@
 """Matplotlib figure builders: the only module that imports matplotlib.
 
-Each function returns a Figure; :func:`initopt.io.save_figure` writes it.
+Each function returns a Figure; :func:`initopt.output.io.save_figure` writes it.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def curve_band(values) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None
     mean = arr.mean(0)
     if len(arr) < 2:
         return mean, None, None
-    from initopt.intervals import ci95_half_width
+    from initopt.engine.intervals import ci95_half_width
 
     half = ci95_half_width(arr.std(0, ddof=1), len(arr))
     return mean, mean - half, mean + half

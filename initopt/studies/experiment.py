@@ -9,10 +9,11 @@ import hashlib
 from pathlib import Path
 from typing import Callable
 
-from initopt import budget, optimizer_specs, runner
 from initopt.config import Config, describe_hidden
-from initopt.data import Splits
-from initopt.intervals import paired_comparisons
+from initopt.data.fashion_mnist import Splits
+from initopt.engine import budget, runner
+from initopt.engine.intervals import paired_comparisons
+from initopt.optim import optimizer_specs
 
 MAX_NAME = 120
 COMPARISON_KEYS = ("lr", "status", "n_trials", "trials_diverged", "test_acc", "best_epoch", "best_val_acc",

@@ -6,7 +6,7 @@ Files of a run directory:
   best_params.msgpack  the best-validation parameters of every trial (Flax msgpack, no pickle)
   run.json             status (running / complete / diverged / interrupted), versions, timings
   metrics.json         written last, once the run has ended
-All writes go through :mod:`initopt.io`, atomically.
+All writes go through :mod:`initopt.output.io`, atomically.
 """
 
 from __future__ import annotations
@@ -19,14 +19,17 @@ from typing import Callable
 import numpy as np
 from flax import serialization
 
-from initopt import compiles, io, optimizer_specs, train, trials as trials_lib
-from initopt.env import compile_report
 from initopt.config import Config, to_dict
-from initopt.data import Splits
+from initopt.data.fashion_mnist import Splits
+from initopt.engine import train
+from initopt.engine import trials as trials_lib
+from initopt.engine.intervals import mean_ci95
 from initopt.errors import InitoptError
-from initopt.hyperparams import LEARNING_RATE
-from initopt.intervals import mean_ci95
-from initopt.schedules import ScheduleSpec
+from initopt.optim import optimizer_specs
+from initopt.optim.hyperparams import LEARNING_RATE
+from initopt.optim.schedules import ScheduleSpec
+from initopt.output import io
+from initopt.runtime import compiles
 
 CHECKPOINT = "checkpoint.msgpack"
 BEST_PARAMS = "best_params.msgpack"
@@ -218,7 +221,7 @@ def run(
         "seconds_per_epoch": metrics["seconds_per_epoch"],
         "trials": plan.n_trials,
         "trial_devices": len(trials_lib.trial_mesh(plan.n_trials).devices.flat),
-        "compiles": compile_report(start_mark),
+        "compiles": compiles.report(start_mark),
     })
     io.write_json(run_dir / "metrics.json", metrics)
     return metrics

@@ -10,8 +10,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initopt.activations import ACTIVATIONS
-from initopt.initializers import INITIALIZERS, canonical_name, layer_initializers, layer_stds, scaled_normal, uses_act
+from initopt.nn.activations import ACTIVATIONS
+from initopt.nn.initializers import (
+    INITIALIZERS,
+    canonical_name,
+    layer_initializers,
+    layer_stds,
+    scaled_normal,
+    uses_act,
+)
+from initopt.nn.lsuv import lsuv
 
 REFERENCE_HIDDEN = (512, 256, 256, 128)
 
@@ -152,8 +160,6 @@ def init_params(model_cfg, x_example, seed: int = 42):
 
 def lsuv_params(params, x_example, act: str, tol: float, max_iter: int):
     """LSUV on the MLP's parameters: each Dense layer's output rescaled to unit variance on the batch."""
-    from initopt.depth import lsuv
-
     dense = params["params"]
     layers = [(dense[f"Dense_{i}"]["kernel"], dense[f"Dense_{i}"]["bias"]) for i in range(len(dense))]
     layers, _ = lsuv(layers, jnp.asarray(x_example).reshape(len(x_example), -1), act, tol, max_iter)

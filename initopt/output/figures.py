@@ -10,8 +10,8 @@ figures at one time (two at most by default). A command waits for its figures
 has every PNG. ``INITOPT_FIGURE_WORKERS=0`` draws in the main process instead (as does a
 machine with one core).
 
-Figures are named by their builder in :mod:`initopt.plots` (``"histograms"``), so the main
-process never imports matplotlib itself; each PNG is written by :func:`initopt.io.save_figure`.
+Figures are named by their builder in :mod:`initopt.output.plots` (``"histograms"``), so the main
+process never imports matplotlib itself; each PNG is written by :func:`initopt.output.io.save_figure`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from initopt import env
 from initopt.errors import InitoptError
+from initopt.runtime import process
 
 WORKERS_ENV = "INITOPT_FIGURE_WORKERS"
 
@@ -55,7 +55,7 @@ def settle() -> None:
     matters while the main process is busy), keeps numpy's BLAS to one thread, imports matplotlib,
     and freezes what it has built so that processes forked from it do not copy those pages when
     Python's collector visits them.
-    Run by the fork server before it forks the workers (:mod:`initopt.figure_server`), else by
+    Run by the fork server before it forks the workers (:mod:`initopt.output.figure_server`), else by
     each worker; a no-op in a worker forked from a settled server."""
     global _SETTLED
     if _SETTLED:
@@ -64,10 +64,10 @@ def settle() -> None:
         os.nice(10)
     except (AttributeError, OSError):  # no nice() (Windows) or not allowed: the same work, unordered
         pass
-    env.one_blas_thread()  # before numpy: the 3D surface's projections took 0.31 s on two threads, 0.27 s on one
+    process.one_blas_thread()  # before numpy: the 3D surface's projections took 0.31 s on two threads, 0.27 s on one
     collecting = gc.isenabled()
     gc.disable()  # the import makes ~100,000 lasting objects: 150 passes over them took 45 ms
-    import initopt.plots  # noqa: F401  (matplotlib is imported before the first figure)
+    import initopt.output.plots  # noqa: F401  (matplotlib is imported before the first figure)
 
     gc.freeze()
     if collecting:
@@ -102,7 +102,7 @@ def _ready() -> None:
 
 def draw_now(builder: str, path: Path, args: tuple, kwargs: dict) -> str:
     """Builds ``plots.<builder>(*args, **kwargs)`` and saves it as ``path``, in this process."""
-    from initopt import io, plots
+    from initopt.output import io, plots
 
     return str(io.save_figure(getattr(plots, builder)(*args, **kwargs), Path(path)))
 
@@ -119,7 +119,7 @@ def _context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["initopt.figure_server"])
+    context.set_forkserver_preload(["initopt.output.figure_server"])
     return context
 
 

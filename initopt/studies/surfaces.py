@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from initopt.errors import ConfigError
-from initopt.optimizers import make_optimizer
+from initopt.optim.optimizers import make_optimizer
 
 
 def pathological(w):
@@ -124,7 +124,7 @@ MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")  # the ones whose ``beta`` is --b
 
 def check_optimizer(name: str) -> None:
     """Surfaces run the hand-written optimizers (their trajectories are the lesson)."""
-    from initopt.optimizers import OPTIMIZERS
+    from initopt.optim.optimizers import OPTIMIZERS
 
     if name not in OPTIMIZERS:
         raise ConfigError(f"Unknown optimizer {name!r} for surfaces; choose from {', '.join(OPTIMIZERS)} or all.")

@@ -22,8 +22,11 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
-from initopt import compiles, data as data_lib, instruments, trials as trials_lib
-from initopt.trials import Plan
+from initopt.data import fashion_mnist as data_lib
+from initopt.engine import instruments
+from initopt.engine import trials as trials_lib
+from initopt.engine.trials import Plan
+from initopt.runtime import compiles
 
 
 def loss_and_accuracy(params, apply_fn, x_BxD, y_B):
@@ -48,7 +51,7 @@ def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB, params0=N
     """All ``S`` steps of one trial's epoch; batch ``s`` is ``train[order[s]]``. Metrics are batch means.
 
     With ``n_records`` > 0 the steps run in ``n_records`` blocks of ``S // n_records``; after the
-    last step of each block the instruments (:mod:`initopt.instruments`) are recorded, relative
+    last step of each block the instruments (:mod:`initopt.engine.instruments`) are recorded, relative
     to the initial parameters ``params0`` and on the probe batch, with no host round trip.
     """
 

@@ -1,4 +1,4 @@
-"""`initopt depth`: the theory of :mod:`initopt.propagation` checked against networks themselves.
+"""`initopt depth`: the theory of :mod:`initopt.nn.propagation` checked against networks themselves.
 
 - propagation: per layer of a deep network at initialization, the measured pre-activation
   variance and correlation of two inputs against the q-map and c-map iterated from the input;
@@ -18,13 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initopt import propagation
-from initopt.activations import ACTIVATIONS
 from initopt.errors import ConfigError
+from initopt.nn import propagation
+from initopt.nn.activations import ACTIVATIONS
+from initopt.nn.lsuv import LSUV_MAX_ITER, LSUV_TOL, lsuv
 
 DEPTH_INITS = ("gaussian", "orthogonal", "lsuv")
-LSUV_TOL = 0.1
-LSUV_MAX_ITER = 10
 
 
 def parse_values(text: str, what: str, integer: bool = False) -> list:
@@ -76,24 +75,6 @@ def preactivations(layers, x_NxD, act: str) -> list:
         h = (h if i == 0 else phi(h)) @ w + b[None, :]
         out.append(h)
     return out
-
-
-def lsuv(layers, x_NxD, act: str, tol: float = LSUV_TOL, max_iter: int = LSUV_MAX_ITER):
-    """Layer by layer: divide W (and b) by the standard deviation of the layer's output on the batch
-    until ``|Var - 1| < tol`` or ``max_iter`` rescalings. Returns the layers and the final variances."""
-    phi = ACTIVATIONS[act]
-    layers, variances, h = list(layers), [], x_NxD
-    for i, (w, b) in enumerate(layers):
-        inp = h if i == 0 else phi(h)
-        for _ in range(max_iter):
-            var = float(jnp.var(inp @ w + b[None, :]))
-            if abs(var - 1) < tol:
-                break
-            w, b = w / math.sqrt(var), b / math.sqrt(var)
-        layers[i] = (w, b)
-        h = inp @ w + b[None, :]
-        variances.append(float(jnp.var(h)))
-    return layers, variances
 
 
 def measure_propagation(layers, xa, xb, act: str) -> dict:
@@ -149,7 +130,9 @@ def phase_cells(splits, x_example, sigma_w2s: list[float], depths: list[int], wi
     """Every (sigma_w^2, depth) cell of tanh networks (sigma_b^2 = 0.05, Gaussian weights) trained for
     ``steps`` SGD steps; all sigma_w^2 of one depth as one program of the trial engine. The network's
     last hidden layer feeds a 10-way readout (the MLP's last Dense), initialized like the others."""
-    from initopt import config, runner, train, trials as trials_lib
+    from initopt import config
+    from initopt.engine import runner, train
+    from initopt.engine import trials as trials_lib
 
     out = []
     n_eval = min(2048, len(splits.train_y))
@@ -183,7 +166,7 @@ SIGMA_W2_OF = {"kaiming": None, "lecun_normal": 1.0, "equal_variance": 1.0, "xav
 def resolve_init(init: str, act: str, sigma_w2: float) -> tuple[str, float]:
     """A depth initializer and its sigma_w^2: gaussian / orthogonal / lsuv take ``sigma_w2``; a named
     rule gives its own (Gaussian draws with that variance)."""
-    from initopt.activations import kaiming_gain2
+    from initopt.nn.activations import kaiming_gain2
 
     if init in DEPTH_INITS:
         return init, sigma_w2

@@ -14,7 +14,6 @@ Every record, per trial and per Dense layer (kernels only):
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 QUANTITIES = ("grad_norm", "update_ratio", "dist_from_init", "weight_var", "preact_var", "dead_fraction")

@@ -61,3 +61,10 @@ def since(start: Mark, name: str | None = None) -> dict:
     """Compilations after ``start`` (only those of functions whose name contains ``name``)."""
     done = [(n, s) for n, s in _LOG.compiles[start.compiles:] if name is None or name in n]
     return {"count": len(done), "seconds": sum(s for _, s in done), "cache_hits": _LOG.cache_hits - start.cache_hits}
+
+
+def report(start) -> dict:
+    """How many programs were compiled since ``start`` (:func:`mark`), and how many came from the
+    persistent cache: the ``compiles`` entry of a run's ``run.json``."""
+    done = since(start)
+    return {"programs": done["count"], "from_cache": done["cache_hits"], "compile_seconds": done["seconds"]}

@@ -1,13 +1,13 @@
 """Which optimizer a name means: a hand-written one, an optax alias, or a user's factory.
 
-- ``adam``, ``sgd``, ...: :data:`initopt.optimizers.OPTIMIZERS`;
+- ``adam``, ``sgd``, ...: :data:`initopt.optim.optimizers.OPTIMIZERS`;
 - ``optax:NAME``: any optax alias with a ``learning_rate`` argument (``optax:lion``);
 - ``package.module:factory`` or ``path/to/file.py:factory``: a user's
   ``factory(learning_rate, **hyperparameters) -> optax.GradientTransformation``.
 
 Every one becomes an :class:`OptimizerSpec`: the factory, a reference learning
 rate and its hyperparameters. Float hyperparameters become data in the optimizer
-state (:mod:`initopt.hyperparams`); flags, integers and strings stay static. A name
+state (:mod:`initopt.optim.hyperparams`); flags, integers and strings stay static. A name
 that cannot be found, a factory that raises or returns something else: one
 :class:`~initopt.errors.ConfigError` sentence.
 """
@@ -26,8 +26,8 @@ from typing import Any, Callable
 
 import optax
 
-from initopt import optimizers
 from initopt.errors import ConfigError
+from initopt.optim import optimizers
 
 OPTAX_PREFIX = "optax:"
 # Reference learning rates for optax aliases that differ from the adaptive methods' 1e-3.

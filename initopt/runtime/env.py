@@ -44,22 +44,6 @@ def environment() -> dict:
     }
 
 
-# numpy's BLAS (OpenBLAS in its wheels, MKL in some builds) starts a thread per core when numpy is
-# imported, and each thread spins for about 0.1 s after every call before it sleeps, numpy's own
-# import and Gauss-Hermite nodes included. initopt's heavy arithmetic runs in XLA, with its own
-# threads; in init-stats those spins took 0.15 to 0.18 s of the second core from the figure
-# workers' fork server while it imported matplotlib (ready at a median 1.20 s, now 1.09 s), and
-# in a worker the 3D surface's projections kept the other core busy.
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def one_blas_thread() -> None:
-    """Keeps numpy's BLAS to one thread in this process and those it starts, unless the user set
-    the variables. BLAS reads them once, when numpy loads it: call before numpy is imported."""
-    for name in BLAS_THREAD_VARIABLES:
-        os.environ.setdefault(name, "1")
-
-
 COMPILE_CACHE_ENV = "INITOPT_COMPILE_CACHE"  # "off" (or 0/false/no) turns JAX's persistent cache off
 
 
@@ -93,7 +77,7 @@ def setup_jax(prng: str | None) -> dict:
     enabled = compile_cache_wanted()
     import jax
 
-    from initopt import compiles
+    from initopt.runtime import compiles
 
     if prng is not None:  # None: JAX's default (surfaces, which predate the choice)
         set_prng(prng)
@@ -148,11 +132,3 @@ def _mend_unreadable_entries() -> None:
               "again and the next one reads it from the cache.", file=sys.stderr)
 
     warnings.showwarning = show
-
-
-def compile_report(start) -> dict:
-    """How many programs this command compiled and how many came from the persistent cache."""
-    from initopt import compiles
-
-    done = compiles.since(start)
-    return {"programs": done["count"], "from_cache": done["cache_hits"], "compile_seconds": done["seconds"]}

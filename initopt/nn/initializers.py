@@ -3,7 +3,7 @@
 ``fan_in = shape[0]``, ``fan_out = shape[1]`` (Flax's Dense kernel layout). Each
 registry entry builds the initializer of one layer from its position, the
 activation and an optional scale, and states the weight variance its rule
-implies, which :mod:`initopt.stats` turns into a predicted activation variance.
+implies, which :mod:`initopt.studies.stats` turns into a predicted activation variance.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initopt.activations import kaiming_gain2
 from initopt.errors import ConfigError
+from initopt.nn.activations import kaiming_gain2
 
 InitFn = Callable[..., jax.Array]
 
@@ -33,7 +33,7 @@ def constant(c: float) -> InitFn:
 
 
 def scaled_normal(std) -> InitFn:
-    """``std * N(0, 1)``. ``std`` a number, or a traced scalar: :func:`initopt.model.init_cells`
+    """``std * N(0, 1)``. ``std`` a number, or a traced scalar: :func:`initopt.nn.model.init_cells`
     draws the normals of many such cells once and scales them per cell."""
 
     def init(key, shape, dtype=jnp.float32):
@@ -135,7 +135,7 @@ INITIALIZERS: dict[str, InitSpec] = {
         "the gain",
     ),
     # LSUV (Mishkin and Matas 2015): orthonormal weights here, then rescaled layer by layer on the
-    # example batch by :func:`initopt.model.init_params` (data-dependent: no variance rule).
+    # example batch by :func:`initopt.nn.model.init_params` (data-dependent: no variance rule).
     "lsuv": InitSpec(
         lambda layer, act, s: jax.nn.initializers.orthogonal(scale=1.0), lambda *a: None
     ),

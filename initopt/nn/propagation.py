@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from initopt.activations import ACTIVATIONS, LEAKY_SLOPE
+from initopt.nn.activations import LEAKY_SLOPE
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(101)  # probabilists': weight exp(-z^2 / 2)
 _WEIGHTS = _WEIGHTS / np.sqrt(2 * np.pi)  # E[f(z)] = sum w f(z), z ~ N(0, 1)

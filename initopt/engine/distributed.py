@@ -58,7 +58,7 @@ def initialize() -> int:
     _keep_stdout_for_results()
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # used by CPU devices only
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=n, process_id=pid)
-    from initopt import io
+    from initopt.output import io
 
     io.set_writes_enabled(pid == 0)
     return pid

@@ -2,7 +2,7 @@
 
 Each schedule here is optax's with peak 1 (its *shape*); the learning rate of a
 step is ``peak_lr * shape(step)``, so the peak lives in the optimizer state as an
-array (:mod:`initopt.hyperparams`) and trials of one program can differ in it.
+array (:mod:`initopt.optim.hyperparams`) and trials of one program can differ in it.
 The step positions (warm-up length, total steps) are structure: Python integers
 fixed when the program is built, as optax's schedules require.
 

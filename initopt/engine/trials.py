@@ -4,7 +4,7 @@ A trial is (seed, hyperparameters). Seed ``s`` fixes both the initial parameters
 (``PRNGKey(s)``) and the batch order; trials of one batch share the optimizer,
 the schedule's structure and the model, and differ in seeds and in the values of
 float hyperparameters (learning rate, momentum, ...), which are data in the
-optimizer state (:mod:`initopt.hyperparams`). Every trial of a batch trains as
+optimizer state (:mod:`initopt.optim.hyperparams`). Every trial of a batch trains as
 one compiled program, its trial axis sharded over all devices with a ``Mesh``.
 """
 
@@ -19,14 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training.train_state import TrainState
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from initopt import hyperparams as hp_lib
-from initopt import data as data_lib
 from initopt.config import ModelConfig
-from initopt.model import apply_fn, init_cells
-from initopt.optimizer_specs import OptimizerSpec
-from initopt.schedules import ScheduleSpec, optax_schedule
+from initopt.data import fashion_mnist as data_lib
+from initopt.nn.model import apply_fn, init_cells
+from initopt.optim import hyperparams as hp_lib
+from initopt.optim.optimizer_specs import OptimizerSpec
+from initopt.optim.schedules import ScheduleSpec, optax_schedule
 
 TRIAL_AXIS = "trials"
 

@@ -86,7 +86,7 @@ def find_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
 
 def cache_dir() -> Path:
     """Where `initopt data --download` puts the files (INITOPT_CACHE_DIR overrides)."""
-    from initopt.env import cache_root
+    from initopt.runtime.env import cache_root
 
     return cache_root() / "fashion-mnist"
 
@@ -160,7 +160,7 @@ def _source_key(found: dict[str, Path]) -> str:
 
 
 def array_cache_dir(key: str) -> Path:
-    from initopt.env import cache_root
+    from initopt.runtime.env import cache_root
 
     return cache_root() / "arrays" / key[:32]
 
@@ -184,8 +184,8 @@ def _read_array_cache(key: str) -> tuple[dict, dict] | None:
 
 def _write_array_cache(key: str, arrays: dict, meta: dict) -> None:
     """Best effort: a cache that cannot be written only makes the next load slower."""
-    from initopt import io
     from initopt.errors import InitoptError
+    from initopt.output import io
 
     directory = array_cache_dir(key)
     try:
@@ -246,7 +246,7 @@ def load(data_dir: str | os.PathLike | None = None, download: bool = True) -> Fa
 
 def fetch(dest: Path | None = None, timeout: float = 3.0) -> Path:
     """Downloads the four files with TFDS's DownloadManager (sha256-checked) into the cache."""
-    from initopt import io  # the only module that writes files
+    from initopt.output import io  # the only module that writes files
 
     dest = dest or cache_dir()
     import tensorflow_datasets as tfds  # noqa: PLC0415  (slow import, needed only here)

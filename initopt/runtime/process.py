@@ -1,0 +1,65 @@
+"""How a command's process starts and ends. Each choice here was measured on short commands
+(init-stats, surface), whose start-up is most of their time:
+
+- the garbage collector's first threshold is raised (:data:`GC_THRESHOLD`);
+- numpy's BLAS keeps to one thread (:func:`one_blas_thread`), here and in the figure workers;
+- the figure workers (:mod:`initopt.output.figures`) start first in every command that draws, so
+  that matplotlib loads in their fork server while JAX loads in the command (their pool, its fork
+  server and what it preloads are in that module);
+- once the command has returned, the process ends without Python's teardown (:func:`run`).
+
+The measurements behind each are in ``docs/PERFORMANCE.md``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import os
+import sys
+
+# numpy's BLAS (OpenBLAS in its wheels, MKL in some builds) starts a thread per core when numpy is
+# imported, and each thread spins for about 0.1 s after every call before it sleeps, numpy's own
+# import and Gauss-Hermite nodes included. initopt's heavy arithmetic runs in XLA, with its own
+# threads; in init-stats those spins took 0.15 to 0.18 s of the second core from the figure
+# workers' fork server while it imported matplotlib (ready at a median 1.20 s, now 1.09 s), and
+# in a worker the 3D surface's projections kept the other core busy.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_blas_thread() -> None:
+    """Keeps numpy's BLAS to one thread in this process and those it starts, unless the user set
+    the variables. BLAS reads them once, when numpy loads it: call before numpy is imported."""
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
+# A command's start-up (imports, Typer's validators, JAX's traces) makes 200,000 to 250,000 objects
+# that live as long as the process and little cyclic garbage. Python's collector, which runs every
+# 700 new objects, went over them 300 to 400 times: 0.17 to 0.28 s of a short command, for the
+# same peak memory. From a million new objects on (what a long run reaches) it collects as usual.
+GC_THRESHOLD = 1_000_000
+
+
+def run(app) -> None:
+    """Runs the command line ``app`` as a process: the collector's first threshold raised and
+    numpy's BLAS kept to one thread before anything else. Once the command has returned (its files
+    written and closed), the process ends without Python's teardown, which frees every JAX and XLA
+    object one at a time (0.3 to 0.7 s of a short command); exit handlers still run and the streams
+    are flushed."""
+    gc.set_threshold(GC_THRESHOLD)
+    one_blas_thread()
+    try:
+        app()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    if "initopt.output.figures" in sys.modules:  # idle figure workers: ended, not waited for
+        sys.modules["initopt.output.figures"].stop_workers()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
