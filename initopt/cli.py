@@ -632,9 +632,13 @@ def report(
     paths = list(run_dirs) if run_dirs else defaults
     if not run_dirs and not defaults:
         raise fail(f"No training runs under {root}; run `initopt train` first or name run directories.")
-    runs = [rep.load_run(d, Path(out)) for d in rep.find_runs(paths)]
+    runs, damaged = rep.load_runs(rep.find_runs(paths), Path(out))
+    for sentence in damaged:
+        err_console.print(f"[bold yellow]Warning:[/] left out of the report: {sentence}", highlight=False,
+                          soft_wrap=True)
     if not runs:
-        raise fail(f"No finished training runs found in {', '.join(map(str, paths))}.")
+        raise fail(f"No finished training runs found in {', '.join(map(str, paths))}"
+                   + (f" ({len(damaged)} damaged)." if damaged else "."))
     rows = [rep.row(r) for r in runs]
     report_dir = io.ensure_dir(Path(out) / "report")
 

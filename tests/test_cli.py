@@ -426,6 +426,17 @@ def test_report(tiny_data, tmp_path):
     assert_png(report_dir / "report.png")
     only = invoke("report", str(tmp_path / "train" / "single"), "--out", tmp_path, "--json")
     assert [r["optimizer"] for r in json.loads(only.stdout)["runs"]] == ["momentum"]
+    # One damaged run: the others are reported, the damaged one is named in a warning, exit 0.
+    damaged = tmp_path / "train" / "single" / "momentum" / "metrics.json"
+    damaged.write_text('{"optimizer": "momentum", "test_a')
+    partial = invoke("report", "--out", tmp_path, "--json")
+    assert partial.exit_code == 0, partial.output
+    assert sorted(r["optimizer"] for r in json.loads(partial.stdout)["runs"]) == ["adam", "sgd"]
+    assert f"left out of the report: {damaged} is not readable JSON" in " ".join(partial.stderr.split())
+    # Nothing readable: one sentence, exit 1.
+    none_left = invoke("report", str(tmp_path / "train" / "single"), "--out", tmp_path)
+    assert_clean_error(none_left, "No finished training runs found")
+    assert "(1 damaged)" in none_left.output
 
 
 def test_report_bad_input(tmp_path):
@@ -454,7 +465,33 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tmp_path):
     metrics_before = (run_dir / "metrics.json").read_text()
     result = invoke("train", *args)
     assert_clean_error(result, "is corrupt or from another model")
+    assert "run the same command with --overwrite" in " ".join(result.output.split())
     assert (run_dir / "metrics.json").read_text() == metrics_before  # nothing already written is lost
+    started_over = train_json(*args, "--overwrite")  # the way out the sentence names
+    assert started_over["status"] == "complete"
+
+
+def test_a_run_that_fails_midway_says_failed(tiny_data, tmp_path, monkeypatch):
+    """A disk that fills during training: one sentence, exit 1, and run.json says ``failed`` with it
+    (not ``running``), with no metrics.json to look complete."""
+    from initopt.engine import runner
+    from initopt.errors import InitoptError
+
+    real_save, epochs = runner.save_progress, []
+
+    def save_then_fill(run_dir, progress):
+        epochs.append(progress.epoch)
+        if len(epochs) == 2:
+            raise InitoptError(f"Cannot write {run_dir / runner.BEST_PARAMS}: No space left on device.")
+        real_save(run_dir, progress)
+
+    monkeypatch.setattr(runner, "save_progress", save_then_fill)
+    result = invoke("train", *SMOKE, "--optimizer", "sgd", "--data-dir", tiny_data, "--out", tmp_path, "--name", "f")
+    sentence = f"Cannot write {tmp_path / 'train' / 'f' / 'sgd' / runner.BEST_PARAMS}: No space left on device."
+    assert_clean_error(result, "No space left on device")
+    run_json = json.loads((tmp_path / "train" / "f" / "sgd" / "run.json").read_text())
+    assert run_json["status"] == "failed" and run_json["error"] == sentence
+    assert not (tmp_path / "train" / "f" / "sgd" / "metrics.json").exists()
 
 
 def descendants(pid: int) -> list[int] | None:

@@ -4,7 +4,7 @@ Files of a run directory:
   config.json          the resolved configuration and trials (a different one refuses to resume)
   checkpoint.msgpack   after every epoch: train state, best parameters, history
   best_params.msgpack  the best-validation parameters of every trial (Flax msgpack, no pickle)
-  run.json             status (running / complete / diverged / interrupted), versions, timings
+  run.json             status (running / complete / diverged / interrupted / failed, with its error), versions, timings
   metrics.json         written last, once the run has ended
 All writes go through :mod:`initopt.output.io`, atomically.
 """
@@ -84,15 +84,21 @@ def save_progress(run_dir: Path, progress: train.Progress) -> None:
     })
 
 
+START_OVER = "To start this run over, run the same command with --overwrite."
+
+
 def restore_progress(run_dir: Path, template: train.Progress) -> train.Progress:
-    raw = io.load_checkpoint(run_dir / CHECKPOINT)
+    try:
+        raw = io.load_checkpoint(run_dir / CHECKPOINT)
+    except InitoptError as e:
+        raise InitoptError(f"{e} {START_OVER}") from None
     try:
         state = serialization.from_state_dict(template.state, raw["state"])
         best = serialization.from_state_dict(template.best_params, raw["best_params"])
         history = train.History(**json.loads(raw["history"]))
         epoch = int(raw["epoch"])
     except (KeyError, ValueError, TypeError) as e:
-        raise InitoptError(f"Checkpoint {run_dir / CHECKPOINT} does not fit this run ({e}).") from None
+        raise InitoptError(f"Checkpoint {run_dir / CHECKPOINT} does not fit this run ({e}). {START_OVER}") from None
     return train.Progress(state=state, best_params=best, history=history, params0=template.params0, epoch=epoch)
 
 
@@ -209,22 +215,34 @@ def run(
     io.write_json(run_dir / "run.json", {**run_info, "status": "running"})
     try:
         progress = train.fit(plan, splits, progress, epoch_done)
+        metrics = metrics_of(plan, progress, train.test_accuracies(progress, splits))
+        io.write_json(run_dir / "run.json", {
+            **run_info,
+            "status": progress.status,
+            "compile_seconds": progress.compile_seconds,
+            "epoch_seconds": progress.history.epoch_seconds,
+            "seconds_per_epoch": metrics["seconds_per_epoch"],
+            "trials": plan.n_trials,
+            "trial_devices": len(trials_lib.trial_mesh(plan.n_trials).devices.flat),
+            "compiles": compiles.report(start_mark),
+        })
+        io.write_json(run_dir / "metrics.json", metrics)
     except KeyboardInterrupt:
         io.write_json(run_dir / "run.json", {**run_info, "status": "interrupted", "epochs_completed": progress.epoch})
         raise
-    metrics = metrics_of(plan, progress, train.test_accuracies(progress, splits))
-    io.write_json(run_dir / "run.json", {
-        **run_info,
-        "status": progress.status,
-        "compile_seconds": progress.compile_seconds,
-        "epoch_seconds": progress.history.epoch_seconds,
-        "seconds_per_epoch": metrics["seconds_per_epoch"],
-        "trials": plan.n_trials,
-        "trial_devices": len(trials_lib.trial_mesh(plan.n_trials).devices.flat),
-        "compiles": compiles.report(start_mark),
-    })
-    io.write_json(run_dir / "metrics.json", metrics)
+    except InitoptError as e:
+        mark_failed(run_dir, {**run_info, "epochs_completed": progress.epoch}, str(e))
+        raise
     return metrics
+
+
+def mark_failed(run_dir: Path, run_info: dict, error: str) -> None:
+    """``run.json`` says ``failed``, with the error's sentence, where the disk still allows it (a full
+    disk may refuse this write too: then the error alone is reported, and metrics.json is absent)."""
+    try:
+        io.write_json(run_dir / "run.json", {**run_info, "status": "failed", "error": error})
+    except InitoptError:
+        pass
 
 
 def run_labelled(cfg: Config, plan: trials_lib.Plan, run_dir: Path, splits: Splits, x_example: np.ndarray,

@@ -39,8 +39,21 @@ def load_run(run_dir: Path, root: Path | None = None) -> dict:
         metrics = json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError) as e:
         raise InitoptError(f"{run_dir / 'metrics.json'} is not readable JSON ({e}).") from None
+    if not isinstance(metrics, dict):
+        raise InitoptError(f"{run_dir / 'metrics.json'} holds no run's metrics.")
     name = str(run_dir.relative_to(root)) if root and run_dir.is_relative_to(root) else str(run_dir)
     return {"name": name, "dir": str(run_dir), "metrics": metrics}
+
+
+def load_runs(run_dirs: list[Path], root: Path | None = None) -> tuple[list[dict], list[str]]:
+    """Every readable run of ``run_dirs``, and a sentence for each damaged one (left out)."""
+    runs, damaged = [], []
+    for run_dir in run_dirs:
+        try:
+            runs.append(load_run(run_dir, root))
+        except InitoptError as e:
+            damaged.append(str(e))
+    return runs, damaged
 
 
 def row(run: dict) -> dict:
