@@ -79,6 +79,10 @@ DataDirOpt = Annotated[
                  "Default: $INITOPT_DATA_DIR, /usr/share/datasets/fashion-mnist, then the download cache."),
 ]
 OutOpt = Annotated[Path, path_option("--out", help="Where run directories go.")]
+ConfigOpt = Annotated[
+    Optional[Path],
+    path_option("--config", help="A TOML file with this command's sections, or a run's own config.json; options override it."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout and nothing else there.")]
 HiddenOpt = Annotated[
     Optional[str], typer.Option("--hidden", help="Hidden sizes, e.g. 512,256,256,128 or DEPTHxWIDTH like 8x256.")
@@ -181,14 +185,15 @@ def data(
 @app.command("init-stats")
 @handles_errors
 def init_stats(
-    init: Annotated[Init, typer.Option("--init", help="Initializer of the kernels.")] = Init.kaiming,
-    act: Annotated[Act, typer.Option("--act", help="Activation after each hidden layer.")] = Act.relu,
+    init: Annotated[Optional[Init], typer.Option("--init", help="Initializer of the kernels (default: kaiming).")] = None,
+    act: Annotated[Optional[Act], typer.Option("--act", help="Activation after each hidden layer (default: relu).")] = None,
     scale: Annotated[Optional[float], typer.Option("--scale", help="constant: the value (0.005); normal: the std (0.01); orthogonal: the gain (1).")] = None,
-    grid: Annotated[bool, typer.Option("--grid", help="The reference grid: 6 inits x identity/tanh/relu in one go.")] = False,
+    grid: Annotated[Optional[bool], typer.Option("--grid", help="The reference grid: 6 inits x identity/tanh/relu in one go.")] = None,
     hidden: HiddenOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="PRNGKey of model.init.")] = 42,
-    n_seeds: Annotated[int, typer.Option("--seeds", help="Initialisations SEED..SEED+N-1: mean and spread of every per-layer variance (1 to 10000).")] = 1,
-    prng: PrngOpt = Prng.legacy,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="PRNGKey of model.init (default: 42).")] = None,
+    n_seeds: Annotated[Optional[int], typer.Option("--seeds", help="Initialisations SEED..SEED+N-1: mean and spread of every per-layer variance (1 to 10000).")] = None,
+    prng: Annotated[Optional[Prng], typer.Option("--prng", help="legacy (default) reproduces the published numbers bit for bit; modern is JAX's default.")] = None,
+    config_file: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     out: OutOpt = Path("outputs"),
     as_json: JsonOpt = False,
@@ -196,86 +201,25 @@ def init_stats(
     """Per-layer weight, activation and gradient statistics of an initialization at step 0."""
     figures = start_figures(at_most=1 if grid else 2)
     from initopt import config
-    from initopt.output import io
+    from initopt.commands import init_stats as command
 
     config.check_number(n_seeds, "--seeds", at_least=1, at_most=10_000)
-    hidden_sizes = config.parse_hidden(hidden) if hidden is not None else config.ModelConfig().hidden
-    model_cfg = config.load(overrides={
-        "model.init": init.value, "model.act": act.value, "model.scale": scale,
-        "model.hidden": list(hidden_sizes), "train.prng": prng.value, "train.seed": seed,
-    }).model
-    if grid and scale is not None:
-        raise fail("--grid uses the reference scales; drop --scale.")
-    if grid and n_seeds > 1:
-        raise fail("--grid and --seeds do not combine; run --seeds per cell.")
-    from initopt.engine import budget
-    from initopt.studies import stats as stats_lib
-
-    cells = len(stats_lib.GRID_INITS) * len(stats_lib.GRID_ACTS) if grid else n_seeds
-    budget.check(budget.init_stats_bytes(model_cfg.hidden, 1024, cells),
-                 f"init-stats with hidden sizes {config.describe_hidden(model_cfg.hidden)}"
-                 + (f" over {cells} cells" if cells > 1 else ""))
-    io.ensure_dir(Path(out))  # writable before any work; the run directory once the data is read
-    base = Path(out) / "init-stats"
-
-    from initopt.data import fashion_mnist as data_lib
-    from initopt.runtime import compiles, env
-    from initopt.studies import stats
-
-    start_mark = compiles.mark()
-    jax_info = env.setup_jax(prng.value)
-    ds = data_lib.load(data_dir)
-    x, y = data_lib.example_batch(ds)
-    start = time.perf_counter()
-    if grid:
-        results = stats.grid_stats(model_cfg.hidden, x, y, seed)
-        seconds = time.perf_counter() - start
-        run_dir = io.ensure_dir(base / stats.run_name("grid", None, "", model_cfg.hidden, prng.value, seed))
-        io.start_rewrite(run_dir)
-        cells = [r.summary for r in results]
-        figures.draw(run_dir / "variance_grid.png", "variance_grid", cells)
-        metrics = {"cells": cells, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
-    else:
-        name = stats.run_name(model_cfg.init, model_cfg.scale, model_cfg.act, model_cfg.hidden, prng.value, seed)
-        run_dir = io.ensure_dir(base / (name + (f"-seeds{n_seeds}" if n_seeds > 1 else "")))
-        io.start_rewrite(run_dir)
-        title = model_cfg.init + (f" {model_cfg.scale:g}" if model_cfg.scale is not None else "") + f", {model_cfg.act}"
-        layers = stats.layer_names(len(model_cfg.hidden) + 1)
-
-        def histogram(key: str, arrays: list) -> None:
-            what, color = {"weights": ("weight", "C0"), "grads": ("gradient", "C1"), "acts": ("activation", "C2")}[key]
-            figures.draw(run_dir / f"{what}_hist.png", "histograms", arrays, layers, f"{what} distribution: {title}",
-                         what, color)
-
-        draw_weights = functools.partial(histogram, "weights")  # drawn while the statistics are computed
-        if n_seeds > 1:
-            result = stats.seeds_stats(model_cfg, x, y, list(range(seed, seed + n_seeds)), draw_weights)
-        else:
-            result = stats.init_stats(model_cfg, x, y, seed, draw_weights)
-        seconds = time.perf_counter() - start
-        s = result.summary
-        if n_seeds > 1:
-            figures.draw(run_dir / "variance_seeds.png", "variance_over_seeds", s)
-        for key in ("grads", "acts"):
-            histogram(key, result.arrays[key])
-        metrics = {**s, "dataset_sha256": ds.sha256, "prng": prng.value, "seed": seed}
-    run_info = {  # gathered while the figures are drawn (the versions take 30 ms to look up)
-        "command": "init-stats", "status": "complete", "seconds": seconds,
-        "dataset": ds.summary(), **env.environment(), **jax_info, "compiles": compiles.report(start_mark),
-    }
-    figures.wait()
-    io.write_json(run_dir / "run.json", run_info)
-    io.write_json(run_dir / "metrics.json", metrics)  # last: its presence means the run is complete
-    metrics["run_dir"] = str(run_dir)
+    cfg = config.load(config_file, {
+        "model.init": init.value if init else None, "model.act": act.value if act else None, "model.scale": scale,
+        "model.hidden": list(config.parse_hidden(hidden)) if hidden is not None else None,
+        "train.prng": prng.value if prng else None, "train.seed": seed,
+        "init_stats.grid": grid, "init_stats.seeds": n_seeds,
+    })
+    metrics = command.run(cfg, data_dir, out, figures)
     if as_json:
-        return emit_json(metrics)
-    if grid:
+        return emit_json({k: v for k, v in metrics.items() if k != "seconds"})
+    if cfg.init_stats.grid:
         out_console.print(tables.grid_table(metrics["cells"]))
     else:
         out_console.print(tables.stats_table(metrics))
-        if n_seeds > 1:
-            out_console.print(tables.seeds_table(metrics, seed, n_seeds))
-    err_console.print(f"Wrote {run_dir} ({seconds:.1f} s)")
+        if cfg.init_stats.seeds > 1:
+            out_console.print(tables.seeds_table(metrics, cfg.train.seed, cfg.init_stats.seeds))
+    err_console.print(f"Wrote {metrics['run_dir']} ({metrics['seconds']:.1f} s)")
 
 
 # ----------------------------------------------------------------------------- train
@@ -371,7 +315,8 @@ def train(
         overrides["model.init"], overrides["model.scale"] = inits[0]
     elif inits:
         overrides["model.init"] = init  # names the run group; each arm sets its own below
-    cfg = config.load(config_file, {**overrides, "model.init": None} if inits and len(inits) > 1 else overrides)
+    several = {"model.init": None, "train.inits": [experiment.init_label(*i) for i in inits]} if inits and len(inits) > 1 else {}
+    cfg = config.load(config_file, {**overrides, **several})
     io.ensure_dir(Path(out))  # writable before any work; the run directories come once the plan is checked
     group_dir = Path(out) / "train" / (name or experiment.group_name(config_file, overrides))
 
@@ -386,6 +331,7 @@ def train(
     ds = data_lib.load(data_dir or cfg.data.data_dir)
     splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
     x_example, _ = data_lib.example_batch(ds)
+    inits = config.parse_inits(",".join(cfg.train.inits)) if cfg.train.inits else None
     results = run_interruptible(
         lambda: experiment.train_arms(experiment.arms(cfg, inits), group_dir, splits, x_example,
                                       {**env.environment(), **jax_info}, overwrite, _epoch_hooks(quiet, cfg.train.epochs)),
@@ -399,6 +345,7 @@ def train(
                          f"{label}, lr {metrics['lr']:g}")
             if metrics.get("instruments"):
                 figures.draw(Path(metrics["run_dir"]) / "instruments.png", "instruments_figure", metrics, label)
+    io.write_json(group_dir / "config.json", config.sections(cfg, "model", "data", "train", "optimizer"))
     comp = experiment.comparison(results)
     if comp is not None:
         figures.draw(group_dir / "comparison.png", "training_curves", results, "Comparison")
@@ -487,6 +434,7 @@ def tune(
                           ("final_results", "final.png")):
         figures.draw(tune_dir / file, builder, result)
     figures.wait()
+    io.write_json(tune_dir / "config.json", config.sections(cfg, "model", "data", "train", "tune", "optimizer"))
     io.write_json(tune_dir / "tune.json", result)  # last: its presence means the tuning is complete
     result["tune_dir"] = str(tune_dir)
     if as_json:
@@ -507,31 +455,28 @@ def tune(
 
 
 # ----------------------------------------------------------------------------- depth
-PHASE_DEFAULT = {"sigma_w2": "1:4:16", "depths": "5:60:12", "width": 128, "steps": 300, "batch": 32}
-PHASE_QUICK = {"sigma_w2": "1:4:4", "depths": "3:12:3", "width": 32, "steps": 60, "batch": 32}
-
-
 @app.command()
 @handles_errors
 def depth(
-    act: Annotated[Act, typer.Option("--act", help="Activation.")] = Act.tanh,
-    init: Annotated[str, typer.Option("--init", help="Comma list: gaussian (normal), orthogonal, lsuv (with --sigma-w2), or kaiming, xavier, lecun_normal, equal_variance (their own sigma_w^2).")] = "gaussian",
-    sigma_w2: Annotated[float, typer.Option("--sigma-w2", help="Weight variance times fan-in (above 0).")] = 1.76,
-    sigma_b2: Annotated[float, typer.Option("--sigma-b2", help="Bias variance (at least 0).")] = 0.05,
-    width: Annotated[int, typer.Option("--width", help="Hidden width (1 to 65536).")] = 256,
-    n_layers: Annotated[int, typer.Option("--depth", help="Layers of the measured network (1 to 10000).")] = 64,
-    jacobian_depths: Annotated[str, typer.Option("--jacobian-depths", help="Depths at which to take the Jacobian's spectrum.")] = "4,16,64",
-    phase: Annotated[bool, typer.Option("--phase", help="Also train the (sigma_w^2, depth) grid: the trainability phase diagram (tanh, sigma_b^2 0.05).")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="A small phase grid for tests (well under a minute).")] = False,
+    act: Annotated[Optional[Act], typer.Option("--act", help="Activation (default: tanh).")] = None,
+    init: Annotated[Optional[str], typer.Option("--init", help="Comma list: gaussian (normal; the default), orthogonal, lsuv (with --sigma-w2), or kaiming, xavier, lecun_normal, equal_variance (their own sigma_w^2).")] = None,
+    sigma_w2: Annotated[Optional[float], typer.Option("--sigma-w2", help="Weight variance times fan-in (above 0; default 1.76).")] = None,
+    sigma_b2: Annotated[Optional[float], typer.Option("--sigma-b2", help="Bias variance (at least 0; default 0.05).")] = None,
+    width: Annotated[Optional[int], typer.Option("--width", help="Hidden width (1 to 65536; default 256).")] = None,
+    n_layers: Annotated[Optional[int], typer.Option("--depth", help="Layers of the measured network (1 to 10000; default 64).")] = None,
+    jacobian_depths: Annotated[Optional[str], typer.Option("--jacobian-depths", help="Depths at which to take the Jacobian's spectrum (default 4,16,64).")] = None,
+    phase: Annotated[Optional[bool], typer.Option("--phase", help="Also train the (sigma_w^2, depth) grid: the trainability phase diagram (tanh, sigma_b^2 0.05).")] = None,
+    quick: Annotated[Optional[bool], typer.Option("--quick", help="A small phase grid for tests (well under a minute).")] = None,
     phase_sigma_w2: Annotated[Optional[str], typer.Option("--phase-sigma-w2", help="sigma_w^2 values, LO:HI:K or a list (default 1:4:16).")] = None,
     phase_depths: Annotated[Optional[str], typer.Option("--phase-depths", help="Depths, LO:HI:K or a list (default 5:60:12).")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="SGD steps per phase cell (default 300; at most 1562, one pass over the training split).")] = None,
-    lr: Annotated[float, typer.Option("--lr", help="SGD learning rate of the phase cells.")] = 0.01,
-    threshold: Annotated[float, typer.Option("--threshold", help="Training accuracy above which a cell counts as trained (0 to 1).")] = 0.5,
-    lsuv_tol: Annotated[float, typer.Option("--lsuv-tol", help="LSUV: stop when |Var - 1| is below this (above 0).")] = 0.1,
-    lsuv_max_iter: Annotated[int, typer.Option("--lsuv-max-iter", help="LSUV: at most this many rescalings per layer.")] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="PRNG seed of the weights (0 to 4294967295).")] = 0,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="SGD learning rate of the phase cells (default 0.01).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Training accuracy above which a cell counts as trained (0 to 1; default 0.5).")] = None,
+    lsuv_tol: Annotated[Optional[float], typer.Option("--lsuv-tol", help="LSUV: stop when |Var - 1| is below this (above 0; default 0.1).")] = None,
+    lsuv_max_iter: Annotated[Optional[int], typer.Option("--lsuv-max-iter", help="LSUV: at most this many rescalings per layer (default 10).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="PRNG seed of the weights (0 to 4294967295; default 0).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Directory under OUT/depth.")] = None,
+    config_file: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     out: OutOpt = Path("outputs"),
     as_json: JsonOpt = False,
@@ -539,7 +484,8 @@ def depth(
     """Deep-network theory measured: depth scales, signal propagation, Jacobian spectra, trainability, LSUV."""
     figures = start_figures()
     from initopt import config
-    from initopt.output import io
+    from initopt.commands import depth as command
+    from initopt.studies.depth import parse_values
 
     for value, option, bounds in ((sigma_w2, "--sigma-w2", {"above": 0}), (sigma_b2, "--sigma-b2", {"at_least": 0}),
                                   (width, "--width", {"at_least": 1, "at_most": 65536}),
@@ -550,68 +496,29 @@ def depth(
                                   (seed, "--seed", {"at_least": 0, "at_most": config.SEED_MAX})):
         config.check_number(value, option, **bounds)
     config.check_name(name)
-
-    from initopt.data import fashion_mnist as data_lib
-    from initopt.engine import budget
-    from initopt.studies import depth as depth_lib
-
-    inits = config.parse_list(init, "--init")
-    jdepths = depth_lib.parse_values(jacobian_depths, "--jacobian-depths", integer=True)
-    if max(jdepths) > n_layers:
-        raise fail(f"--jacobian-depths go up to {max(jdepths)}, deeper than --depth {n_layers}.")
-    grid = PHASE_QUICK if quick else PHASE_DEFAULT
-    sws = depth_lib.parse_values(grid["sigma_w2"] if phase_sigma_w2 is None else phase_sigma_w2, "--phase-sigma-w2")
-    depths = depth_lib.parse_values(grid["depths"] if phase_depths is None else phase_depths, "--phase-depths",
-                                    integer=True)
-    # A phase cell trains one pass over the training split: more steps were cut to that pass unsaid.
-    config.check_number(steps, "--steps", at_least=1, at_most=data_lib.TRAIN_SPLIT_SIZE // grid["batch"])
-    phase_steps = grid["steps"] if steps is None else steps
-
-    for i in inits:
-        depth_lib.resolve_init(i, act.value, sigma_w2)
-    budget.check(4 * (784 * width + n_layers * width * width) * 4 + 4 * 784 * width * 3,
-                 f"A network of width {width} and depth {n_layers}")
-    io.ensure_dir(Path(out))
-    run_name = name or (f"{act.value}-sw{sigma_w2:g}-sb{sigma_b2:g}-w{width}-d{n_layers}-" + "_".join(inits)
-                        + ("-phase" + ("-quick" if quick else "") if phase else "") + (f"-seed{seed}" if seed else ""))
-    run_dir = Path(out) / "depth" / run_name
-
-    import time as _time
-
-    from initopt.runtime import env
-
-    start_mark = _time.perf_counter()
-    jax_info = env.setup_jax("legacy")
-    ds = data_lib.load(data_dir)
-    x, _ = data_lib.example_batch(ds)
-    result = depth_lib.run_measurements(x, act.value, inits, sigma_w2, sigma_b2, width, n_layers, jdepths, seed,
-                                        lsuv_tol, lsuv_max_iter)
-    if phase:
-        splits = data_lib.make_splits(ds, phase_steps * grid["batch"], 512, 1)
-        cells = depth_lib.phase_cells(splits, x, sws, depths, grid["width"], phase_steps, grid["batch"], lr, seed,
-                                      on_depth=lambda d: err_console.print(f"phase: depth {d} done", highlight=False))
-        result["phase"] = {**depth_lib.phase_summary(cells, sws, threshold, phase_steps), "width": grid["width"],
-                           "lr": lr, "batch_size": grid["batch"]}
-    result["seconds"] = _time.perf_counter() - start_mark
-    run_dir = io.ensure_dir(run_dir)
-    io.start_rewrite(run_dir)
-    figures.draw(run_dir / "propagation.png", "propagation_figure", result)
-    figures.draw(run_dir / "jacobian_spectrum.png", "jacobian_spectra", result)
-    if phase:
-        figures.draw(run_dir / "phase.png", "phase_figure", result["phase"])
-    figures.wait()
-    io.write_json(run_dir / "run.json", {"command": "depth", "status": "complete", "seconds": result["seconds"],
-                                        "dataset_sha256": ds.sha256, **env.environment(), **jax_info})
-    io.write_json(run_dir / "metrics.json", result)
-    result["run_dir"] = str(run_dir)
+    cfg = config.load(config_file, {
+        "depth.act": act.value if act else None, "depth.sigma_w2": sigma_w2, "depth.sigma_b2": sigma_b2,
+        "depth.inits": config.parse_list(init, "--init") if init is not None else None,
+        "depth.width": width, "depth.depth": n_layers, "depth.phase": phase, "depth.quick": quick,
+        "depth.jacobian_depths": (parse_values(jacobian_depths, "--jacobian-depths", integer=True)
+                                  if jacobian_depths is not None else None),
+        "depth.phase_sigma_w2": (parse_values(phase_sigma_w2, "--phase-sigma-w2")
+                                 if phase_sigma_w2 is not None else None),
+        "depth.phase_depths": (parse_values(phase_depths, "--phase-depths", integer=True)
+                               if phase_depths is not None else None),
+        "depth.steps": steps, "depth.lr": lr, "depth.threshold": threshold, "depth.lsuv_tol": lsuv_tol,
+        "depth.lsuv_max_iter": lsuv_max_iter, "depth.seed": seed,
+    })
+    result = command.run(cfg.depth, data_dir, out, figures, name,
+                         on_depth=lambda d: err_console.print(f"phase: depth {d} done", highlight=False))
     if as_json:
         return emit_json(result)
     out_console.print(tables.depth_table(result))
-    if phase:
+    if "phase" in result:
         p = result["phase"]
         out_console.print(f"Phase diagram: {p['agree_count']} of {p['n_cells']} cells ({p['agreement']:.0%}) agree: "
                           f"trained (training accuracy > {p['threshold']}) exactly when depth < 6 xi_c.")
-    err_console.print(f"Wrote {run_dir} ({result['seconds']:.1f} s)")
+    err_console.print(f"Wrote {result['run_dir']} ({result['seconds']:.1f} s)")
 
 
 # ----------------------------------------------------------------------------- report
@@ -670,64 +577,42 @@ class Kind(str, enum.Enum):
 @app.command()
 @handles_errors
 def surface(
-    kind: Annotated[Kind, typer.Option("--kind", help="The 2D loss surface.")] = Kind.steep,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="Comma list of optimizers, or all (sgd, momentum, adam).")] = "all",
+    kind: Annotated[Optional[Kind], typer.Option("--kind", help="The 2D loss surface (default: steep).")] = None,
+    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="Comma list of optimizers, or all (sgd, momentum, adam; the default).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="One learning rate for every optimizer (default: the surface's reference rates).")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="Updates per trajectory (1 to 100000).")] = 100,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Updates per trajectory (1 to 100000; default 100).")] = None,
     start: Annotated[Optional[str], typer.Option("--start", help="Start point w1,w2 (default: the surface's).")] = None,
     starts: Annotated[Optional[int], typer.Option("--starts", help="Also run N random starts in the plot range (vmapped); report success rates (1 to 1000000).")] = None,
-    tune: Annotated[bool, typer.Option("--tune", help="Try a grid of learning rates (x0.01 .. x10 the default) per optimizer, same step budget; report the best.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random starts (0 to 4294967295).")] = 0,
-    beta: Annotated[float, typer.Option("--beta", help="Momentum coefficient (0 to 0.999999).")] = 0.9,
+    tune: Annotated[Optional[bool], typer.Option("--tune", help="Try a grid of learning rates (x0.01 .. x10 the default) per optimizer, same step budget; report the best.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the random starts (0 to 4294967295; default 0).")] = None,
+    beta: Annotated[Optional[float], typer.Option("--beta", help="Momentum coefficient (0 to 0.999999; default 0.9).")] = None,
+    config_file: ConfigOpt = None,
     out: OutOpt = Path("outputs"),
     as_json: JsonOpt = False,
 ):
     """Run optimizers on a 2D loss surface; draw their trajectories; judge whether they reach a minimum."""
     figures = start_figures()
     from initopt import config
-    from initopt.output import io
+    from initopt.commands import surface as command
+    from initopt.studies.surfaces import parse_start
 
-    optimizers = tuple(config.parse_list(optimizer, "--optimizer"))
-    if optimizers == ("all",):
-        optimizers = ("sgd", "momentum", "adam")
-    if lr is not None:
-        config.check_lr(lr)
     config.check_number(steps, "--steps", at_least=1, at_most=100_000)
     config.check_number(starts, "--starts", at_least=1, at_most=1_000_000)
     config.check_number(beta, "--beta", at_least=0, at_most=0.999999)
     config.check_number(seed, "--seed", at_least=0, at_most=config.SEED_MAX)
-    if tune and starts is None:
-        starts = 64
-
-    from initopt.runtime import env
-    from initopt.studies import surfaces as S
-
-    env.setup_jax(None)
-
-    for opt in optimizers:
-        S.check_optimizer(opt)
-    surf = S.SURFACES[kind.value]
-    w0 = S.parse_start(start) if start is not None else None
-    run_dir = io.ensure_dir(Path(out) / "surface" / S.run_name(kind.value, optimizers, lr, steps, w0, starts, tune,
-                                                               seed, beta))
-    io.start_rewrite(run_dir)
-    X, Y, Z = S.loss_grid(surf)
-    figures.draw(run_dir / "surface_3d.png", "surface_3d", X, Y, Z, surf.name, surf.log_plot, surf.min_value)
-    t0 = time.perf_counter()
-    result, trajectories, ends = S.run_experiment(surf, optimizers, lr, steps, w0, starts, tune, seed, beta)
-    result["seconds"] = time.perf_counter() - t0
-    figures.draw(run_dir / "trajectories.png", "surface_trajectories", X, Y, Z, trajectories, surf.minima, surf.name,
-                 surf.log_plot, surf.min_value, ends, surf.ravine)
-    figures.draw(run_dir / "loss.png", "loss_curves", trajectories, surf.name, surf.min_value)
-    figures.wait()
-    io.write_json(run_dir / "metrics.json", result)
-    result["run_dir"] = str(run_dir)
+    cfg = config.load(config_file, {
+        "surface.kind": kind.value if kind else None, "surface.lr": lr, "surface.steps": steps,
+        "surface.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer is not None else None,
+        "surface.start": list(parse_start(start)) if start is not None else None, "surface.starts": starts,
+        "surface.tune": tune, "surface.seed": seed, "surface.beta": beta,
+    })
+    result = command.run(cfg.surface, out, figures)
     if as_json:
         return emit_json(result)
     out_console.print(tables.surface_table(result))
-    if starts:
+    if "starts" in result:
         out_console.print(tables.starts_table(result))
-    err_console.print(f"Wrote {run_dir} ({result['seconds']:.1f} s)")
+    err_console.print(f"Wrote {result['run_dir']} ({result['seconds']:.1f} s)")
 
 
 def main() -> None:

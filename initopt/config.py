@@ -1,7 +1,8 @@
 """Typed, frozen configuration: built once at the CLI edge from TOML and options (pydantic v2).
 
-A TOML file has the sections ``[model]``, ``[data]`` and ``[train]`` whose keys
-are the fields below, and ``[optimizer.NAME]`` tables of hyperparameters for one
+A TOML file has the sections ``[model]``, ``[data]``, ``[train]``, ``[tune]``,
+``[init_stats]``, ``[surface]`` and ``[depth]`` whose keys are the fields below
+(a run's own ``config.json`` has the same sections), and ``[optimizer.NAME]`` tables of hyperparameters for one
 optimizer (``[optimizer.momentum] beta = 0.95``, ``[optimizer."optax:lion"] b1 = 0.95``).
 An unknown section or key, a wrong type or an impossible value is a
 :class:`ConfigError` naming the key and the file (or "the options").
@@ -65,6 +66,8 @@ class TrainConfig(_Section):
     hyper: dict[StrictStr, HyperValue] = {}  # --hyper key=value: for every optimizer of the run
     instruments: Annotated[StrictInt, Field(ge=0)] = 4  # per-layer records per epoch (0: off)
     prng: StrictStr = "legacy"
+    # initializations compared by training on the same seeds, NAME or NAME:SCALE (None: model.init)
+    inits: Annotated[tuple[StrictStr, ...], Field(min_length=2)] | None = None
 
 
 class TuneConfig(_Section):
@@ -75,11 +78,57 @@ class TuneConfig(_Section):
     target: Float | None = None  # validation accuracy for the time to target, in (0, 1)
 
 
+class InitStatsConfig(_Section):
+    """``initopt init-stats``; the network is ``[model]``, the key ``train.seed`` and ``train.prng``."""
+    grid: StrictBool = False  # the reference grid: 6 initializers x identity/tanh/relu
+    seeds: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1  # initialisations seed .. seed+seeds-1
+
+
+class SurfaceConfig(_Section):
+    """``initopt surface``: optimizers on a 2D loss surface."""
+    kind: StrictStr = "steep"
+    optimizers: Annotated[tuple[StrictStr, ...], Field(min_length=1)] = ("sgd", "momentum", "adam")
+    lr: Float | None = None  # one rate for every optimizer; None: the surface's reference rates
+    steps: Annotated[StrictInt, Field(ge=1, le=100_000)] = 100
+    start: tuple[Float, Float] | None = None  # None: the surface's start point
+    starts: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None  # random starts
+    tune: StrictBool = False  # a learning-rate grid per optimizer (64 random starts unless given)
+    seed: Seed = 0
+    beta: Annotated[float, Field(strict=True, ge=0, le=0.999999)] = 0.9
+
+
+PositiveFloat = Annotated[float, Field(strict=True, gt=0)]
+
+
+class DepthConfig(_Section):
+    """``initopt depth``: signal propagation, Jacobian spectra and the trainability phase diagram."""
+    act: StrictStr = "tanh"
+    inits: Annotated[tuple[StrictStr, ...], Field(min_length=1)] = ("gaussian",)
+    sigma_w2: PositiveFloat = 1.76
+    sigma_b2: Annotated[float, Field(strict=True, ge=0)] = 0.05
+    width: Annotated[StrictInt, Field(ge=1, le=65536)] = 256
+    depth: Annotated[StrictInt, Field(ge=1, le=10_000)] = 64
+    jacobian_depths: Annotated[tuple[Count, ...], Field(min_length=1)] = (4, 16, 64)
+    phase: StrictBool = False  # also train the (sigma_w^2, depth) grid
+    quick: StrictBool = False  # the small phase grid
+    phase_sigma_w2: Annotated[tuple[PositiveFloat, ...], Field(min_length=1)] | None = None  # None: the grid's
+    phase_depths: Annotated[tuple[Count, ...], Field(min_length=1)] | None = None
+    steps: Count | None = None  # SGD steps per phase cell; None: the grid's
+    lr: PositiveFloat = 0.01
+    threshold: Annotated[float, Field(strict=True, ge=0, le=1)] = 0.5
+    lsuv_tol: PositiveFloat = 0.1
+    lsuv_max_iter: Count = 10
+    seed: Seed = 0
+
+
 class Config(_Section):
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     tune: TuneConfig = TuneConfig()
+    init_stats: InitStatsConfig = InitStatsConfig()
+    surface: SurfaceConfig = SurfaceConfig()
+    depth: DepthConfig = DepthConfig()
     optimizer: dict[StrictStr, dict[StrictStr, HyperValue]] = {}  # [optimizer.NAME] tables
 
     def hyperparams_for(self, spec_name: str, keys: set[str]) -> dict[str, Any]:
@@ -195,6 +244,8 @@ def validate(cfg: Config, source: str = "the options") -> Config:
         raise ConfigError(f"tune.target must lie in (0, 1), not {cfg.tune.target} ({source}).")
     if any(not o.strip() for o in t.optimizers):
         raise ConfigError(f"train.optimizers has an empty name ({source}).")
+    if t.inits is not None:
+        parse_inits(",".join(t.inits))
     return cfg.model_copy(update={
         "model": m.model_copy(update={"act": act, "init": init}),
         "train": t.model_copy(update={"schedule": schedule, "optimizers": tuple(o.strip() for o in t.optimizers)}),
@@ -202,14 +253,26 @@ def validate(cfg: Config, source: str = "the options") -> Config:
 
 
 def read_toml(path: str | Path) -> dict:
+    """A config file: TOML, or the ``config.json`` a run wrote (the same sections, as JSON)."""
+    import json
+
     try:
-        return tomllib.loads(Path(path).read_text())
+        text = Path(path).read_text()
+        if Path(path).suffix == ".json":
+            raw = json.loads(text)
+            if not isinstance(raw, dict):
+                raise ValueError("not a table of sections")
+            raw.pop("plan", None)  # a training run's trials, derived from the sections
+            return raw
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"Config file {path} does not exist.") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"Cannot read config file {path}: {e}.") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}.") from None
+    except ValueError as e:
+        raise ConfigError(f"{path} is not a valid JSON config: {e}.") from None
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None) -> Config:
@@ -308,3 +371,12 @@ def parse_hyper(items: list[str] | None) -> dict[str, Any] | None:
 
 def to_dict(cfg: Config) -> dict:
     return cfg.model_dump(mode="json")
+
+
+def sections(cfg: Config, *names: str) -> dict:
+    """The named sections of ``cfg`` as JSON, for a run's ``config.json``; where the data files
+    live is left out (it does not change the run; their sha256, in run.json, does)."""
+    d = to_dict(cfg)
+    if "data" in names:
+        d["data"].pop("data_dir")
+    return {name: d[name] for name in names}

@@ -802,3 +802,67 @@ def test_path_options_take_text_or_the_default_path():
     assert path_value("runs/a") == Path("runs/a")
     with pytest.raises(typer.BadParameter):
         path_value("  ")
+
+
+def _without_timings(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("seconds", "run_dir")}
+
+
+@pytest.mark.parametrize("command, args", [
+    ("init-stats", ["--init", "normal", "--scale", "0.05", "--act", "tanh", "--hidden", "16,8", "--seed", "3"]),
+    ("init-stats", ["--grid", "--hidden", "8,8"]),
+    ("surface", ["--kind", "rosenbrock", "--optimizer", "sgd,adam", "--steps", "30", "--starts", "8", "--seed", "5"]),
+    ("depth", ["--act", "relu", "--init", "kaiming,orthogonal", "--width", "16", "--depth", "6",
+               "--jacobian-depths", "2,6", "--phase", "--phase-sigma-w2", "1,2", "--phase-depths", "2,4",
+               "--steps", "5", "--seed", "2"]),
+])
+def test_a_run_reproduces_from_its_own_config_json(command, args, tiny_data, tmp_path):
+    """``initopt COMMAND --config RUN_DIR/config.json`` runs the same configuration again: the same
+    metrics, bit for bit, in the same run directory; the run directory says complete."""
+    data = [] if command == "surface" else ["--data-dir", tiny_data]
+    first = invoke(command, *args, *data, "--out", tmp_path / "a", "--json")
+    assert first.exit_code == 0, first.output
+    run_dir = __import__("pathlib").Path(json.loads(first.stdout)["run_dir"])
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    again = invoke(command, "--config", run_dir / "config.json", *data, "--out", tmp_path / "b", "--json")
+    assert again.exit_code == 0, again.output
+    assert _without_timings(json.loads(again.stdout)) == _without_timings(json.loads(first.stdout))
+    assert json.loads(again.stdout)["run_dir"] == str(run_dir).replace(str(tmp_path / "a"), str(tmp_path / "b"))
+
+
+def test_a_command_config_file_gives_its_section_and_options_override_it(tmp_path):
+    (tmp_path / "s.toml").write_text('[surface]\nkind = "saddle"\noptimizers = ["adam"]\nsteps = 40\nstart = [1.0, 0.01]\n')
+    result = invoke("surface", "--config", tmp_path / "s.toml", "--steps", "25", "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.stdout)
+    assert m["surface"] == "saddle" and list(m["optimizers"]) == ["adam"] and m["steps"] == 25
+    assert m["start"] == [1.0, 0.01]
+    (tmp_path / "bad.toml").write_text("[depth]\nwidth = 0\n")
+    assert_clean_error(invoke("depth", "--config", tmp_path / "bad.toml", "--out", tmp_path),
+                       f"depth.width in {tmp_path / 'bad.toml'} must be at least 1, not 0.")
+
+
+@pytest.mark.parametrize("command, args, config_json", [
+    ("train", ["--optimizer", "sgd,adam", "--seeds", "2", "--init", "kaiming,normal:0.05"], "config.json"),
+    ("train", ["--optimizer", "momentum", "--lr", "0.05", "--hyper", "beta=0.8"], "momentum/config.json"),
+    ("tune", ["--optimizer", "sgd", "--lr-grid", "0.01,0.1", "--seeds", "2", "--final-seeds", "1"], "config.json"),
+])
+def test_a_training_run_reproduces_from_its_config_json(command, args, config_json, tiny_data, tmp_path):
+    """The group's config.json (or one run's, with its trials) trains the same runs again: the same
+    test accuracies, bit for bit, whatever the directory it is given from."""
+    base = [*SMOKE, "--data-dir", tiny_data, "--name", "g"]
+    first = invoke(command, *base, *args, "--out", tmp_path / "a", "--json")
+    assert first.exit_code == 0, first.output
+    group = tmp_path / "a" / command / "g"
+    again = invoke(command, "--config", group / config_json, "--hidden", "64,32", "--batch-size", "32", "--quiet",
+                   "--data-dir", tiny_data, "--name", "g", "--out", tmp_path / "b", "--json")
+    assert again.exit_code == 0, again.output
+
+    def accuracies(stdout):
+        d = json.loads(stdout)
+        if command == "tune":
+            return {n: (e["selected"], e["final"]["test_per_seed"]) for n, e in d["optimizers"].items()}
+        runs = d["runs"] if "runs" in d else {d["optimizer"]: d}
+        return {label: (m["test_acc_per_seed"] if "test_acc_per_seed" in m else m["test_acc"]) for label, m in runs.items()}
+
+    assert accuracies(again.stdout) == accuracies(first.stdout)

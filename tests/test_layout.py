@@ -17,6 +17,7 @@ LAYERS = [
     ("initopt.engine",),
     ("initopt.studies",),
     ("initopt.output",),
+    ("initopt.commands",),  # each command's library function: config in, run directory, result out
     ("initopt.cli", "initopt.__main__"),
 ]
 

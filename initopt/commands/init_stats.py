@@ -1,0 +1,92 @@
+"""``initopt init-stats``: per-layer weight, activation and gradient statistics at step 0."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+from initopt.config import Config, check_number, describe_hidden
+from initopt.errors import ConfigError
+from initopt.output import io, rundir
+
+HISTOGRAMS = {"weights": ("weight", "C0"), "grads": ("gradient", "C1"), "acts": ("activation", "C2")}
+
+
+def check(cfg: Config) -> None:
+    """What the statistics can be asked, checked before any work (the memory estimate included)."""
+    from initopt.engine import budget
+    from initopt.studies import stats
+
+    s = cfg.init_stats
+    check_number(s.seeds, "init_stats.seeds", at_least=1, at_most=10_000)
+    if s.grid and cfg.model.scale is not None:
+        raise ConfigError("--grid uses the reference scales; drop --scale.")
+    if s.grid and s.seeds > 1:
+        raise ConfigError("--grid and --seeds do not combine; run --seeds per cell.")
+    cells = len(stats.GRID_INITS) * len(stats.GRID_ACTS) if s.grid else s.seeds
+    budget.check(budget.init_stats_bytes(cfg.model.hidden, 1024, cells),
+                 f"init-stats with hidden sizes {describe_hidden(cfg.model.hidden)}"
+                 + (f" over {cells} cells" if cells > 1 else ""))
+
+
+def config_json(cfg: Config) -> dict:
+    """What defines an init-stats run: the network, the seed, the PRNG and the command's section."""
+    d = cfg.model_dump(mode="json")
+    return {"model": d["model"], "train": {k: d["train"][k] for k in ("seed", "prng")},
+            "init_stats": d["init_stats"]}
+
+
+def run(cfg: Config, data_dir: Path | None, out: Path, figures) -> dict:
+    """Computes the statistics in ``out/init-stats/<name>``; returns the metrics."""
+    from initopt.data import fashion_mnist as data_lib
+    from initopt.runtime import compiles, env
+    from initopt.studies import stats
+
+    check(cfg)
+    io.ensure_dir(Path(out))  # writable before any work; the run directory once the data is read
+    m, seed, prng, n_seeds = cfg.model, cfg.train.seed, cfg.train.prng, cfg.init_stats.seeds
+    start_mark = compiles.mark()
+    jax_info = env.setup_jax(prng)
+    ds = data_lib.load(data_dir or cfg.data.data_dir)
+    x, y = data_lib.example_batch(ds)
+    if cfg.init_stats.grid:
+        name = stats.run_name("grid", None, "", m.hidden, prng, seed)
+    else:
+        name = stats.run_name(m.init, m.scale, m.act, m.hidden, prng, seed) + (f"-seeds{n_seeds}" if n_seeds > 1 else "")
+    path = Path(out) / "init-stats" / name
+    with rundir.lifecycle(path, "init-stats", config_json(cfg)) as run:
+        start = time.perf_counter()
+        if cfg.init_stats.grid:
+            results = stats.grid_stats(m.hidden, x, y, seed)
+            seconds = time.perf_counter() - start
+            cells = [r.summary for r in results]
+            figures.draw(path / "variance_grid.png", "variance_grid", cells)
+            metrics = {"cells": cells, "dataset_sha256": ds.sha256, "prng": prng, "seed": seed}
+        else:
+            title = m.init + (f" {m.scale:g}" if m.scale is not None else "") + f", {m.act}"
+            layers = stats.layer_names(len(m.hidden) + 1)
+
+            def histogram(key: str, arrays: list) -> None:
+                what, color = HISTOGRAMS[key]
+                figures.draw(path / f"{what}_hist.png", "histograms", arrays, layers, f"{what} distribution: {title}",
+                             what, color)
+
+            draw_weights = functools.partial(histogram, "weights")  # drawn while the statistics are computed
+            if n_seeds > 1:
+                result = stats.seeds_stats(m, x, y, list(range(seed, seed + n_seeds)), draw_weights)
+            else:
+                result = stats.init_stats(m, x, y, seed, draw_weights)
+            seconds = time.perf_counter() - start
+            if n_seeds > 1:
+                figures.draw(path / "variance_seeds.png", "variance_over_seeds", result.summary)
+            for key in ("grads", "acts"):
+                histogram(key, result.arrays[key])
+            metrics = {**result.summary, "dataset_sha256": ds.sha256, "prng": prng, "seed": seed}
+        info = {  # gathered while the figures are drawn (the versions take 30 ms to look up)
+            "seconds": seconds, "dataset": ds.summary(), **env.environment(), **jax_info,
+            "compiles": compiles.report(start_mark),
+        }
+        figures.wait()
+        run.finish(metrics, **info)
+    return {**metrics, "run_dir": str(path), "seconds": seconds}
