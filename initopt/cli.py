@@ -1,16 +1,14 @@
-"""The ``initopt`` command line: parse, build the config, call the library, write, exit.
+"""The ``initopt`` command line: options into a typed config, one call into :mod:`initopt.commands`,
+the result printed, the exit code set.
 
-Heavy imports (JAX, matplotlib) happen inside the commands so that ``--help``
-answers at once. Results go to stdout (a table, or JSON with ``--json``);
-progress and errors go to stderr.
+Heavy imports (JAX, matplotlib) happen inside the commands so that ``--help`` answers at once.
+Results go to stdout (a table, or JSON with ``--json``); progress and errors go to stderr.
 """
 
-import contextlib
 import enum
 import functools
+import inspect
 import os
-import signal
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -31,32 +29,17 @@ if not out_console.is_terminal:  # piped or captured: do not squeeze tables into
 err_console = Console(stderr=True)
 
 
-class Init(str, enum.Enum):
-    constant = "constant"
-    normal = "normal"
-    equal_variance = "equal_variance"
-    xavier = "xavier"
-    xavier_normal = "xavier_normal"
-    kaiming = "kaiming"
-    kaiming_uniform = "kaiming_uniform"
-    lecun_normal = "lecun_normal"
-    orthogonal = "orthogonal"
-    lsuv = "lsuv"
+def _choices(name: str, values: str) -> type[enum.Enum]:
+    return enum.Enum(name, {v: v for v in values.split()}, type=str)
 
 
-class Act(str, enum.Enum):
-    identity = "identity"
-    tanh = "tanh"
-    relu = "relu"
-    leaky_relu = "leaky_relu"
-    gelu = "gelu"
-    silu = "silu"
-    sigmoid = "sigmoid"
-
-
-class Prng(str, enum.Enum):
-    legacy = "legacy"
-    modern = "modern"
+# The registries' names, spelled here so that --help imports no JAX (a test checks them).
+Init = _choices("Init", "constant normal equal_variance xavier xavier_normal kaiming kaiming_uniform lecun_normal "
+                        "orthogonal lsuv")
+Act = _choices("Act", "identity tanh relu leaky_relu gelu silu sigmoid")
+Prng = _choices("Prng", "legacy modern")
+Schedule = _choices("Schedule", "constant warmup_cosine onecycle step")
+Kind = _choices("Kind", "pathological steep rosenbrock beale himmelblau rastrigin saddle")
 
 
 def path_value(value: "str | os.PathLike[str]") -> Path:
@@ -69,27 +52,39 @@ def path_value(value: "str | os.PathLike[str]") -> Path:
     return Path(text)
 
 
+def option(name: str, help: str, **kwargs):
+    return typer.Option(name, help=help, **kwargs)
+
+
 def path_option(name: str, help: str):
     return typer.Option(name, parser=path_value, metavar="<path>", help=help)
 
 
-DataDirOpt = Annotated[
-    Optional[Path],
-    path_option("--data-dir", help="Directory with the four Fashion-MNIST IDX files (.gz or plain). "
-                 "Default: $INITOPT_DATA_DIR, /usr/share/datasets/fashion-mnist, then the download cache."),
-]
-OutOpt = Annotated[Path, path_option("--out", help="Where run directories go.")]
-ConfigOpt = Annotated[
-    Optional[Path],
-    path_option("--config", help="A TOML file with this command's sections, or a run's own config.json; options override it."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout and nothing else there.")]
-HiddenOpt = Annotated[
-    Optional[str], typer.Option("--hidden", help="Hidden sizes, e.g. 512,256,256,128 or DEPTHxWIDTH like 8x256.")
-]
-PrngOpt = Annotated[
-    Prng, typer.Option("--prng", help="legacy reproduces the published numbers bit for bit; modern is JAX's default.")
-]
+# Options that several commands share, declared once.
+DataDirOpt = Annotated[Optional[Path], path_option("--data-dir", "Directory with the four Fashion-MNIST IDX files "
+                       "(.gz or plain). Default: $INITOPT_DATA_DIR, /usr/share/datasets/fashion-mnist, the cache.")]
+OutOpt = Annotated[Path, path_option("--out", "Where run directories go.")]
+ConfigOpt = Annotated[Optional[Path], path_option("--config", "A TOML file with this command's sections "
+                      "(\\[model], \\[data], \\[train], \\[tune], \\[init_stats], \\[surface], \\[depth], "
+                      "\\[optimizer.NAME]), or a run's own config.json; options override it.")]
+JsonOpt = Annotated[bool, option("--json", "Print the result as JSON on stdout and nothing else there.")]
+HiddenOpt = Annotated[Optional[str], option("--hidden", "Hidden sizes, e.g. 512,256,256,128 or DEPTHxWIDTH like 8x256.")]
+ActOpt = Annotated[Optional[Act], option("--act", "Activation (default: relu; depth: tanh).")]
+PrngOpt = Annotated[Optional[Prng], option("--prng", "legacy (default) reproduces the published numbers bit for bit; "
+                                                     "modern is JAX's default.")]
+OptimizerOpt = Annotated[Optional[str], option("--optimizer", "A comma list of: sgd, momentum, adam, nesterov, "
+                         "rmsprop, adamw, adagrad; all (the reference three); optax:NAME (any optax alias with a "
+                         "learning_rate); module:factory or file.py:factory (your own factory(learning_rate, **hp)).")]
+LrOpt = Annotated[Optional[float], option("--lr", "Learning rate (default: the reference rate).")]
+EpochsOpt = Annotated[Optional[int], option("--epochs", "Epochs (reference: 40).")]
+BatchOpt = Annotated[Optional[int], option("--batch-size", "Batch size (reference: 256).")]
+ScheduleOpt = Annotated[Optional[Schedule], option("--schedule", "Learning-rate schedule (optax's); the rate is its peak.")]
+WarmupOpt = Annotated[Optional[int], option("--warmup-epochs", "Epochs of linear warm-up (onecycle: its rising part).")]
+SeedOpt = Annotated[Optional[int], option("--seed", "The first seed (init key and batch order; the split stays fixed).")]
+SeedsOpt = Annotated[Optional[int], option("--seeds", "Seeds SEED..SEED+N-1, as one program; mean and 95% CI.")]
+NameOpt = Annotated[Optional[str], option("--name", "The run's directory under OUT/COMMAND (default: from the options).")]
+OverwriteOpt = Annotated[bool, option("--overwrite", "Run again even where a run finished.")]
+QuietOpt = Annotated[bool, option("--quiet", "No progress output.")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -97,61 +92,33 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def start_figures(at_most: int = 2):
-    """Figure workers for a command that draws: started first, so matplotlib loads beside JAX. No
-    more of them than the figures the command draws at one time (the grid draws one)."""
-    from initopt.output import figures
+def command(name: str | None = None, draws: int = 2):
+    """A command: figure workers started first (matplotlib loads beside JAX), at most ``draws`` of
+    them; the errors a user can cause end in one sentence and exit 1, Ctrl-C in 130, SIGTERM while
+    training (:func:`initopt.runtime.process.sigterm_as_interrupt`) in 143."""
 
-    return figures.Figures(at_most=at_most)
+    def wrap(fn):
+        @app.command(name)
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            from initopt.errors import InitoptError
+            from initopt.output import figures
+            from initopt.runtime import process
 
+            try:
+                return fn(figures.Figures(at_most=1 if kwargs.get("grid") else draws), *args, **kwargs)
+            except InitoptError as e:
+                raise fail(str(e)) from None
+            except KeyboardInterrupt as e:
+                term = isinstance(e, process.Terminated)
+                raise fail(f"{'Terminated (SIGTERM)' if term else 'Interrupted'}; run the same command again to "
+                           "resume.", code=143 if term else 130) from None
 
-def handles_errors(fn):
-    """Turns the errors a user can cause into one sentence and exit code 1."""
+        signature = inspect.signature(fn)  # what Typer reads: the options, without ``figures``
+        run.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+        return run
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from initopt.errors import InitoptError
-
-        try:
-            return fn(*args, **kwargs)
-        except InitoptError as e:
-            raise fail(str(e)) from None
-
-    return wrapper
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a batch scheduler's or container's stop): handled like Ctrl-C, exit code 143."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """While training: SIGTERM raises :class:`Terminated`, so the run ends as an interrupted one
-    (last completed epoch checkpointed, status ``interrupted``) and resumes when run again."""
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def run_interruptible(work, resume_hint: str):
-    """``work()`` with SIGTERM handled as Ctrl-C; either ends in one sentence: 130 (Ctrl-C) or 143 (SIGTERM)."""
-    try:
-        with sigterm_as_interrupt():
-            return work()
-    except KeyboardInterrupt as e:
-        how = "Terminated (SIGTERM)" if isinstance(e, Terminated) else "Interrupted"
-        raise fail(f"{how}; run the same command again to resume {resume_hint}.",
-                   code=143 if isinstance(e, Terminated) else 130) from None
+    return wrap
 
 
 def emit_json(obj) -> None:
@@ -160,357 +127,257 @@ def emit_json(obj) -> None:
     typer.echo(io.to_json(obj))
 
 
-# ----------------------------------------------------------------------------- data
-@app.command()
-@handles_errors
-def data(
-    data_dir: DataDirOpt = None,
-    download: Annotated[bool, typer.Option("--download", help="Fetch the files into the cache with TFDS (sha256-checked).")] = False,
-    as_json: JsonOpt = False,
-):
+def given(value, parse):
+    """``parse(value)`` for an option that was given (an empty text included), None otherwise."""
+    return None if value is None else parse(value)
+
+
+def load(config_file: Optional[Path], overrides: dict):
+    from initopt import config
+
+    return config.load(config_file, overrides)
+
+
+@command(draws=0)
+def data(figures, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
+         download: Annotated[bool, option("--download", "Fetch the files into the cache with TFDS (sha256-checked).")] = False):
     """Show where the Fashion-MNIST data comes from, its sizes, checksum and pixel statistics."""
     from initopt.data import fashion_mnist as data_lib
 
     if download:
         err_console.print("Downloading Fashion-MNIST with TFDS ...")
         data_lib.fetch()
-    ds = data_lib.load(data_dir, download=False)
-    summary = ds.summary()
-    if as_json:
-        return emit_json(summary)
-    out_console.print(tables.data_table(summary))
+    summary = data_lib.load(data_dir, download=False).summary()
+    emit_json(summary) if as_json else out_console.print(tables.data_table(summary))
 
 
-# ----------------------------------------------------------------------------- init-stats
-@app.command("init-stats")
-@handles_errors
+@command("init-stats")
 def init_stats(
-    init: Annotated[Optional[Init], typer.Option("--init", help="Initializer of the kernels (default: kaiming).")] = None,
-    act: Annotated[Optional[Act], typer.Option("--act", help="Activation after each hidden layer (default: relu).")] = None,
-    scale: Annotated[Optional[float], typer.Option("--scale", help="constant: the value (0.005); normal: the std (0.01); orthogonal: the gain (1).")] = None,
-    grid: Annotated[Optional[bool], typer.Option("--grid", help="The reference grid: 6 inits x identity/tanh/relu in one go.")] = None,
+    figures,
+    init: Annotated[Optional[Init], option("--init", "Initializer of the kernels (default: kaiming).")] = None,
+    act: ActOpt = None,
+    scale: Annotated[Optional[float], option("--scale", "constant: the value (0.005); normal: the std (0.01); "
+                                                        "orthogonal: the gain (1).")] = None,
+    grid: Annotated[Optional[bool], option("--grid", "The reference grid: 6 inits x identity/tanh/relu in one go.")] = None,
     hidden: HiddenOpt = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="PRNGKey of model.init (default: 42).")] = None,
-    n_seeds: Annotated[Optional[int], typer.Option("--seeds", help="Initialisations SEED..SEED+N-1: mean and spread of every per-layer variance (1 to 10000).")] = None,
-    prng: Annotated[Optional[Prng], typer.Option("--prng", help="legacy (default) reproduces the published numbers bit for bit; modern is JAX's default.")] = None,
-    config_file: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    out: OutOpt = Path("outputs"),
+    seed: Annotated[Optional[int], option("--seed", "PRNGKey of model.init (default: 42).")] = None,
+    n_seeds: Annotated[Optional[int], option("--seeds", "Initialisations SEED..SEED+N-1: mean and spread of every "
+                                                        "per-layer variance (1 to 10000).")] = None,
+    prng: PrngOpt = None, config_file: ConfigOpt = None, data_dir: DataDirOpt = None, out: OutOpt = Path("outputs"),
     as_json: JsonOpt = False,
 ):
     """Per-layer weight, activation and gradient statistics of an initialization at step 0."""
-    figures = start_figures(at_most=1 if grid else 2)
     from initopt import config
-    from initopt.commands import init_stats as command
+    from initopt.commands import init_stats as cmd
 
     config.check_number(n_seeds, "--seeds", at_least=1, at_most=10_000)
-    cfg = config.load(config_file, {
-        "model.init": init.value if init else None, "model.act": act.value if act else None, "model.scale": scale,
-        "model.hidden": list(config.parse_hidden(hidden)) if hidden is not None else None,
-        "train.prng": prng.value if prng else None, "train.seed": seed,
-        "init_stats.grid": grid, "init_stats.seeds": n_seeds,
+    cfg = load(config_file, {
+        "model.init": init and init.value, "model.act": act and act.value, "model.scale": scale,
+        "model.hidden": given(hidden, lambda h: list(config.parse_hidden(h))), "train.prng": prng and prng.value,
+        "train.seed": seed, "init_stats.grid": grid, "init_stats.seeds": n_seeds,
     })
-    metrics = command.run(cfg, data_dir, out, figures)
+    m = cmd.run(cfg, data_dir, out, figures)
     if as_json:
-        return emit_json({k: v for k, v in metrics.items() if k != "seconds"})
+        return emit_json({k: v for k, v in m.items() if k != "seconds"})
     if cfg.init_stats.grid:
-        out_console.print(tables.grid_table(metrics["cells"]))
+        out_console.print(tables.grid_table(m["cells"]))
     else:
-        out_console.print(tables.stats_table(metrics))
+        out_console.print(tables.stats_table(m))
         if cfg.init_stats.seeds > 1:
-            out_console.print(tables.seeds_table(metrics, cfg.train.seed, cfg.init_stats.seeds))
-    err_console.print(f"Wrote {metrics['run_dir']} ({metrics['seconds']:.1f} s)")
+            out_console.print(tables.seeds_table(m, cfg.train.seed, cfg.init_stats.seeds))
+    err_console.print(f"Wrote {m['run_dir']} ({m['seconds']:.1f} s)")
 
 
-# ----------------------------------------------------------------------------- train
-class Schedule(str, enum.Enum):
-    constant = "constant"
-    warmup_cosine = "warmup_cosine"
-    onecycle = "onecycle"
-    step = "step"
+def _progress(quiet: bool, n_epochs: int):
+    from initopt.output.progress import epoch_hooks
+
+    return epoch_hooks(err_console, quiet, n_epochs)
 
 
-def _last_val(h) -> float:
-    """The latest validation accuracy, the mean over trials."""
-    return sum(v[-1] for v in h.val_scores) / len(h.val_scores)
+def _primary() -> bool:
+    """Joins a multi-process run where one is configured; False in its secondary processes."""
+    from initopt.engine import distributed
+
+    if distributed.initialize() == 0:
+        return True
+    out_console.quiet = True
+    return False
 
 
-def _epoch_hooks(quiet: bool, n_epochs: int):
-    """Per optimizer: (on_epoch, on_resume, on_done). A rich progress bar on a terminal, one plain
-    line per epoch otherwise; nothing with --quiet."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    def hooks(label: str):
-        if quiet:
-            return None, None, None
-
-        def resumed(epoch):
-            err_console.print(f"{label}: resuming after epoch {epoch}.")
-
-        if err_console.is_terminal:
-            bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("val {task.fields[val]}"), TimeRemainingColumn(), console=err_console)
-            task = bar.add_task(label, total=n_epochs, val="-")
-            bar.start()
-            return (lambda p: bar.update(task, completed=p.epoch, val=f"{_last_val(p.history):.4f}"),
-                    resumed, bar.stop)
-
-        def line(p):
-            h = p.history
-            over = f" (mean over {len(h.val_scores)} trials)" if len(h.val_scores) > 1 else ""
-            err_console.print(f"{label} epoch {p.epoch}/{n_epochs}: val acc {_last_val(h):.4f}{over}"
-                              f" ({h.epoch_seconds[-1]:.2f} s)", highlight=False)
-
-        return line, resumed, None
-
-    return hooks
-
-
-@app.command()
-@handles_errors
+@command()
 def train(
-    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="A comma list of: sgd, momentum, adam, nesterov, rmsprop, adamw, adagrad; all (the reference three); optax:NAME (any optax alias with a learning_rate); module:factory or file.py:factory (your own factory(learning_rate, **hyperparameters)).")] = None,
-    config_file: Annotated[Optional[Path], path_option("--config", help="TOML file with \\[model], \\[data], \\[train] and \\[optimizer.NAME] sections; options override it.")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default: each optimizer's reference rate).")] = None,
-    schedule: Annotated[Optional[Schedule], typer.Option("--schedule", help="Learning-rate schedule (optax's); --lr is its peak.")] = None,
-    warmup_epochs: Annotated[Optional[int], typer.Option("--warmup-epochs", help="Epochs of linear warm-up (onecycle: its rising part, default 30%).")] = None,
-    hyper: Annotated[Optional[list[str]], typer.Option("--hyper", help="A hyperparameter of the optimizers, key=value (repeatable), e.g. --hyper b1=0.95.")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (reference: 40).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Batch size (reference: 256).")] = None,
-    init: Annotated[Optional[str], typer.Option("--init", help="Kernel initializer (reference: kaiming), or a comma list to compare by training on the same seeds, with a scale where it takes one: kaiming,xavier,normal:0.01.")] = None,
-    instruments_opt: Annotated[Optional[str], typer.Option("--instruments", help="Per-layer instruments inside the compiled epoch: off, epoch (one record per epoch) or N records per epoch (default 4).")] = None,
-    act: Annotated[Optional[Act], typer.Option("--act", help="Activation (reference: relu).")] = None,
-    hidden: HiddenOpt = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Init key and batch order (reference: 42); the split stays fixed.")] = None,
-    n_seeds: Annotated[Optional[int], typer.Option("--seeds", help="Train seeds SEED..SEED+N-1 as one program (trials sharded over all devices); report mean and 95% CI.")] = None,
-    prng: Annotated[Optional[Prng], typer.Option("--prng", help="legacy (default) reproduces the published runs; modern is JAX's default.")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Run group directory under OUT/train (default: from the config and options).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain even if the run finished.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
-    data_dir: DataDirOpt = None,
-    out: OutOpt = Path("outputs"),
-    as_json: JsonOpt = False,
+    figures, optimizer: OptimizerOpt = None, config_file: ConfigOpt = None, lr: LrOpt = None,
+    schedule: ScheduleOpt = None, warmup_epochs: WarmupOpt = None,
+    hyper: Annotated[Optional[list[str]], option("--hyper", "A hyperparameter of the optimizers, key=value "
+                                                            "(repeatable), e.g. --hyper b1=0.95.")] = None,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None,
+    init: Annotated[Optional[str], option("--init", "Kernel initializer (reference: kaiming), or a comma list to "
+                                                   "compare on the same seeds: kaiming,xavier,normal:0.01.")] = None,
+    instruments: Annotated[Optional[str], option("--instruments", "Per-layer instruments inside the compiled "
+                           "epoch: off, epoch (one record per epoch) or N records per epoch (default 4).")] = None,
+    act: ActOpt = None, hidden: HiddenOpt = None, seed: SeedOpt = None, n_seeds: SeedsOpt = None, prng: PrngOpt = None,
+    name: NameOpt = None, overwrite: OverwriteOpt = False, quiet: QuietOpt = False, data_dir: DataDirOpt = None,
+    out: OutOpt = Path("outputs"), as_json: JsonOpt = False,
 ):
     """Train the MLP with any optimizer; keep the best-validation checkpoint; report test accuracy."""
-    figures = start_figures()
     from initopt import config
+    from initopt.commands import train as cmd
     from initopt.engine import instruments as instruments_lib
     from initopt.output import io
+    from initopt.runtime import process
     from initopt.studies import experiment
 
     config.check_name(name)
-    inits = config.parse_inits(init) if init is not None else None
-
-    overrides = {
-        "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer is not None else None,
-        "train.lr": lr, "train.schedule": schedule.value if schedule else None,
-        "train.warmup_epochs": warmup_epochs, "train.hyper": config.parse_hyper(hyper),
-        "train.epochs": epochs, "train.batch_size": batch_size,
-        "model.act": act.value if act else None,
-        "train.instruments": instruments_lib.parse(instruments_opt) if instruments_opt is not None else None,
-        "model.hidden": list(config.parse_hidden(hidden)) if hidden is not None else None,
-        "train.seed": seed, "train.seeds": n_seeds, "train.prng": prng.value if prng else None,
+    inits = config.parse_inits(init) if init is not None else []
+    overrides = {  # in this order: the group's name lists the options given in it
+        "train.optimizers": given(optimizer, lambda o: config.parse_list(o, "--optimizer")), "train.lr": lr,
+        "train.schedule": schedule and schedule.value, "train.warmup_epochs": warmup_epochs,
+        "train.hyper": config.parse_hyper(hyper), "train.epochs": epochs, "train.batch_size": batch_size,
+        "model.act": act and act.value, "train.instruments": given(instruments, instruments_lib.parse),
+        "model.hidden": given(hidden, lambda h: list(config.parse_hidden(h))), "train.seed": seed, "train.seeds": n_seeds,
+        "train.prng": prng and prng.value,
     }
-    if inits and len(inits) == 1:
+    if len(inits) == 1:
         overrides["model.init"], overrides["model.scale"] = inits[0]
     elif inits:
-        overrides["model.init"] = init  # names the run group; each arm sets its own below
-    several = {"model.init": None, "train.inits": [experiment.init_label(*i) for i in inits]} if inits and len(inits) > 1 else {}
-    cfg = config.load(config_file, {**overrides, **several})
+        overrides["model.init"] = init  # names the group; each arm sets its own
+    several = {"model.init": None, "train.inits": [experiment.init_label(*i) for i in inits]} if len(inits) > 1 else {}
+    cfg = load(config_file, {**overrides, **several})
     io.ensure_dir(Path(out))  # writable before any work; the run directories come once the plan is checked
     group_dir = Path(out) / "train" / (name or experiment.group_name(config_file, overrides))
-
-    from initopt.data import fashion_mnist as data_lib
-    from initopt.engine import distributed
-    from initopt.runtime import env
-
-    if distributed.initialize() != 0:  # a secondary process of a multi-process run: compute, stay silent
-        quiet, as_json = True, False
-        out_console.quiet = True
-    jax_info = env.setup_jax(cfg.train.prng)
-    ds = data_lib.load(data_dir or cfg.data.data_dir)
-    splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
-    x_example, _ = data_lib.example_batch(ds)
-    inits = config.parse_inits(",".join(cfg.train.inits)) if cfg.train.inits else None
-    results = run_interruptible(
-        lambda: experiment.train_arms(experiment.arms(cfg, inits), group_dir, splits, x_example,
-                                      {**env.environment(), **jax_info}, overwrite, _epoch_hooks(quiet, cfg.train.epochs)),
-        f"the runs in {group_dir}")
-    for label, metrics in results.items():
-        if metrics.get("skipped"):
-            if not quiet:
-                err_console.print(f"{label}: already finished in {metrics['run_dir']} (use --overwrite to retrain).")
-        else:
-            figures.draw(Path(metrics["run_dir"]) / "curves.png", "training_curves", {label: metrics},
-                         f"{label}, lr {metrics['lr']:g}")
-            if metrics.get("instruments"):
-                figures.draw(Path(metrics["run_dir"]) / "instruments.png", "instruments_figure", metrics, label)
-    io.write_json(group_dir / "config.json", config.sections(cfg, "model", "data", "train", "optimizer"))
-    comp = experiment.comparison(results)
-    if comp is not None:
-        figures.draw(group_dir / "comparison.png", "training_curves", results, "Comparison")
-    figures.wait()
-    if comp is not None:
-        io.write_json(group_dir / "comparison.json", comp)
+    primary = _primary()
+    quiet, as_json = quiet or not primary, as_json and primary
+    with process.sigterm_as_interrupt():
+        result = cmd.run(cfg, group_dir, data_dir, figures, overwrite, _progress(quiet, cfg.train.epochs))
+    runs, comp = result["runs"], result["comparison"]
     paired = comp["paired"] if comp else None
+    for label, m in runs.items():
+        if m.get("skipped") and not quiet:
+            err_console.print(f"{label}: already finished in {m['run_dir']} (use --overwrite to retrain).")
     if as_json:
-        emit_json(next(iter(results.values())) if len(results) == 1 else {"runs": results, "paired": paired})
+        emit_json(next(iter(runs.values())) if len(runs) == 1 else {"runs": runs, "paired": paired})
     else:
-        out_console.print(tables.results_table(results))
+        out_console.print(tables.results_table(runs))
         if paired:
             out_console.print(tables.paired_table(paired))
         err_console.print(f"Wrote {group_dir}")
-    error, note = experiment.diverged_message(results, group_dir)
+    error, note = experiment.diverged_message(runs, group_dir)
     if note and not quiet:
         err_console.print(note, highlight=False)
     if error:
         raise fail(error, code=3)
 
 
-# ----------------------------------------------------------------------------- tune
-@app.command()
-@handles_errors
+@command()
 def tune(
-    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="Comma list of optimizers, as for train (default: the config's).")] = None,
-    config_file: Annotated[Optional[Path], path_option("--config", help="TOML file; \\[tune] gives seeds, final_seeds, target, grid and per-optimizer \\[tune.lr_grid].")] = None,
-    lr_grid: Annotated[Optional[str], typer.Option("--lr-grid", help="LO:HI:K (K log-spaced rates) or a comma list, for every optimizer (default: 7 rates from 0.01x to 10x each optimizer's reference rate).")] = None,
-    n_seeds: Annotated[Optional[int], typer.Option("--seeds", help="Tuning seeds per learning rate (default 3).")] = None,
-    final_seeds: Annotated[Optional[int], typer.Option("--final-seeds", help="Fresh seeds trained at each selected rate for the test accuracies and paired differences (default 0: report the tuning seeds', optimistic).")] = None,
-    target: Annotated[Optional[float], typer.Option("--target", help="Validation accuracy in (0, 1): report each trial's epochs and seconds to reach it.")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs per trial.")] = None,
-    schedule: Annotated[Optional[Schedule], typer.Option("--schedule", help="Learning-rate schedule; the grid gives its peak.")] = None,
-    warmup_epochs: Annotated[Optional[int], typer.Option("--warmup-epochs", help="Warm-up epochs of the schedule.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Batch size.")] = None,
-    hidden: HiddenOpt = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="First tuning seed (final seeds follow the tuning seeds).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Directory under OUT/tune (default: from the config and options).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain even if runs finished.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
-    data_dir: DataDirOpt = None,
-    out: OutOpt = Path("outputs"),
-    as_json: JsonOpt = False,
+    figures, optimizer: OptimizerOpt = None, config_file: ConfigOpt = None,
+    lr_grid: Annotated[Optional[str], option("--lr-grid", "LO:HI:K (K log-spaced rates) or a comma list, for every "
+                       "optimizer (default: 7 rates from 0.01x to 10x each optimizer's reference rate).")] = None,
+    n_seeds: Annotated[Optional[int], option("--seeds", "Tuning seeds per learning rate (default 3).")] = None,
+    final_seeds: Annotated[Optional[int], option("--final-seeds", "Fresh seeds trained at each selected rate for the "
+                           "test accuracies and paired differences (default 0: the tuning seeds', optimistic).")] = None,
+    target: Annotated[Optional[float], option("--target", "Validation accuracy in (0, 1): report each trial's "
+                                                           "epochs and seconds to reach it.")] = None,
+    epochs: EpochsOpt = None, schedule: ScheduleOpt = None, warmup_epochs: WarmupOpt = None,
+    batch_size: BatchOpt = None, hidden: HiddenOpt = None, seed: SeedOpt = None, name: NameOpt = None,
+    overwrite: OverwriteOpt = False, quiet: QuietOpt = False, data_dir: DataDirOpt = None,
+    out: OutOpt = Path("outputs"), as_json: JsonOpt = False,
 ):
     """Tune each optimizer's learning rate on a grid over seeds (one program each), select on validation, compare."""
-    figures = start_figures()
     from initopt import config
-    from initopt.optim import optimizer_specs
+    from initopt.commands import tune as cmd
     from initopt.output import io
+    from initopt.runtime import process
     from initopt.studies import experiment
     from initopt.studies import tune as tune_lib
 
     config.check_name(name)
-    overrides = {
-        "train.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer is not None else None,
-        "tune.grid": lr_grid, "tune.seeds": n_seeds, "tune.final_seeds": final_seeds, "tune.target": target,
-        "train.epochs": epochs, "train.schedule": schedule.value if schedule else None,
-        "train.warmup_epochs": warmup_epochs, "train.batch_size": batch_size,
-        "model.hidden": list(config.parse_hidden(hidden)) if hidden is not None else None, "train.seed": seed,
+    overrides = {  # in this order: the directory's name lists the options given in it
+        "train.optimizers": given(optimizer, lambda o: config.parse_list(o, "--optimizer")), "tune.grid": lr_grid,
+        "tune.seeds": n_seeds, "tune.final_seeds": final_seeds, "tune.target": target, "train.epochs": epochs,
+        "train.schedule": schedule and schedule.value, "train.warmup_epochs": warmup_epochs,
+        "train.batch_size": batch_size, "model.hidden": given(hidden, lambda h: list(config.parse_hidden(h))),
+        "train.seed": seed,
     }
-    cfg = config.load(config_file, overrides)
-    names = optimizer_specs.parse_names(cfg.train.optimizers)
-    cli_grid = tune_lib.parse_grid(lr_grid) if lr_grid is not None else None
-    grids = {n: tune_lib.grid_for(cfg, n, cli_grid) for n in names}
+    cfg = load(config_file, overrides)
+    cmd.grids(cfg)  # a bad grid is refused before any work
     io.ensure_dir(Path(out))
     tune_dir = Path(out) / "tune" / (name or experiment.group_name(config_file, overrides))
-
-    from initopt.data import fashion_mnist as data_lib
-    from initopt.engine import budget
-    from initopt.runtime import env
-
-    jax_info = env.setup_jax(cfg.train.prng)
-    ds = data_lib.load(data_dir or cfg.data.data_dir)
-    splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
-    biggest = max(len(g) for g in grids.values()) * cfg.tune.seeds
-    budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, biggest, len(splits.train_y),
-                                    max(len(splits.val_y), len(splits.test_y)), cfg.train.epochs, cfg.tune.seeds),
-                 f"Tuning {biggest} trials of hidden sizes {config.describe_hidden(cfg.model.hidden)}")
-    x_example, _ = data_lib.example_batch(ds)
-    io.remove_files(tune_dir, "tune.json")  # from here on, an old result must not look complete
-    result = run_interruptible(
-        lambda: tune_lib.run(cfg, names, grids, tune_dir, splits, x_example, {**env.environment(), **jax_info},
-                             overwrite, _epoch_hooks(quiet, cfg.train.epochs)),
-        f"the tuning in {tune_dir}")
-    for builder, file in (("lr_sensitivity", "lr_sensitivity.png"), ("budget_curves", "budget.png"),
-                          ("final_results", "final.png")):
-        figures.draw(tune_dir / file, builder, result)
-    figures.wait()
-    io.write_json(tune_dir / "config.json", config.sections(cfg, "model", "data", "train", "tune", "optimizer"))
-    io.write_json(tune_dir / "tune.json", result)  # last: its presence means the tuning is complete
-    result["tune_dir"] = str(tune_dir)
+    primary = _primary()
+    quiet, as_json = quiet or not primary, as_json and primary
+    with process.sigterm_as_interrupt():
+        result = cmd.run(cfg, tune_dir, data_dir, figures, overwrite, _progress(quiet, cfg.train.epochs))
     if as_json:
         return emit_json(result)
     out_console.print(tables.tune_table(result))
     if result["paired"]:
         out_console.print(tables.paired_table(result["paired"]))
-    for n, e in result["optimizers"].items():
-        if e["selected"]["edge"]:
-            err_console.print(f"{n}: the selected rate lies at the {e['selected']['edge']} edge of the grid; "
-                              "widen the grid.", highlight=False)
-        if e["selected"]["lr"] is None:
-            err_console.print(f"{n}: a trial diverged at every rate of the grid; nothing selected.", highlight=False)
-    if not result["final_seeds"]:
-        err_console.print("Test accuracies are those of the tuning seeds at the selected rate: optimistic "
-                          "(selected on the same seeds); pass --final-seeds for fresh ones.", highlight=False)
+    for note in tune_lib.notes(result):
+        err_console.print(note, highlight=False)
     err_console.print(f"Wrote {tune_dir}")
 
 
-# ----------------------------------------------------------------------------- depth
-@app.command()
-@handles_errors
+@command()
 def depth(
-    act: Annotated[Optional[Act], typer.Option("--act", help="Activation (default: tanh).")] = None,
-    init: Annotated[Optional[str], typer.Option("--init", help="Comma list: gaussian (normal; the default), orthogonal, lsuv (with --sigma-w2), or kaiming, xavier, lecun_normal, equal_variance (their own sigma_w^2).")] = None,
-    sigma_w2: Annotated[Optional[float], typer.Option("--sigma-w2", help="Weight variance times fan-in (above 0; default 1.76).")] = None,
-    sigma_b2: Annotated[Optional[float], typer.Option("--sigma-b2", help="Bias variance (at least 0; default 0.05).")] = None,
-    width: Annotated[Optional[int], typer.Option("--width", help="Hidden width (1 to 65536; default 256).")] = None,
-    n_layers: Annotated[Optional[int], typer.Option("--depth", help="Layers of the measured network (1 to 10000; default 64).")] = None,
-    jacobian_depths: Annotated[Optional[str], typer.Option("--jacobian-depths", help="Depths at which to take the Jacobian's spectrum (default 4,16,64).")] = None,
-    phase: Annotated[Optional[bool], typer.Option("--phase", help="Also train the (sigma_w^2, depth) grid: the trainability phase diagram (tanh, sigma_b^2 0.05).")] = None,
-    quick: Annotated[Optional[bool], typer.Option("--quick", help="A small phase grid for tests (well under a minute).")] = None,
-    phase_sigma_w2: Annotated[Optional[str], typer.Option("--phase-sigma-w2", help="sigma_w^2 values, LO:HI:K or a list (default 1:4:16).")] = None,
-    phase_depths: Annotated[Optional[str], typer.Option("--phase-depths", help="Depths, LO:HI:K or a list (default 5:60:12).")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="SGD steps per phase cell (default 300; at most 1562, one pass over the training split).")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="SGD learning rate of the phase cells (default 0.01).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Training accuracy above which a cell counts as trained (0 to 1; default 0.5).")] = None,
-    lsuv_tol: Annotated[Optional[float], typer.Option("--lsuv-tol", help="LSUV: stop when |Var - 1| is below this (above 0; default 0.1).")] = None,
-    lsuv_max_iter: Annotated[Optional[int], typer.Option("--lsuv-max-iter", help="LSUV: at most this many rescalings per layer (default 10).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="PRNG seed of the weights (0 to 4294967295; default 0).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Directory under OUT/depth.")] = None,
-    config_file: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    out: OutOpt = Path("outputs"),
+    figures, act: Annotated[Optional[Act], option("--act", "Activation (default: tanh).")] = None,
+    init: Annotated[Optional[str], option("--init", "Comma list: gaussian (normal; the default), orthogonal, lsuv "
+                    "(with --sigma-w2), or kaiming, xavier, lecun_normal, equal_variance (their own sigma_w^2).")] = None,
+    sigma_w2: Annotated[Optional[float], option("--sigma-w2", "Weight variance times fan-in (above 0; default 1.76).")] = None,
+    sigma_b2: Annotated[Optional[float], option("--sigma-b2", "Bias variance (at least 0; default 0.05).")] = None,
+    width: Annotated[Optional[int], option("--width", "Hidden width (1 to 65536; default 256).")] = None,
+    n_layers: Annotated[Optional[int], option("--depth", "Layers of the measured network (1 to 10000; default 64).")] = None,
+    jacobian_depths: Annotated[Optional[str], option("--jacobian-depths", "Depths of the Jacobian's spectrum "
+                                                                          "(default 4,16,64).")] = None,
+    phase: Annotated[Optional[bool], option("--phase", "Also train the (sigma_w^2, depth) grid: the trainability "
+                                                       "phase diagram.")] = None,
+    quick: Annotated[Optional[bool], option("--quick", "A small phase grid for tests (well under a minute).")] = None,
+    phase_sigma_w2: Annotated[Optional[str], option("--phase-sigma-w2", "sigma_w^2 values, LO:HI:K or a list "
+                                                                        "(default 1:4:16).")] = None,
+    phase_depths: Annotated[Optional[str], option("--phase-depths", "Depths, LO:HI:K or a list (default 5:60:12).")] = None,
+    steps: Annotated[Optional[int], option("--steps", "SGD steps per phase cell (default 300; at most 1562, one pass "
+                                                      "over the training split).")] = None,
+    lr: Annotated[Optional[float], option("--lr", "SGD learning rate of the phase cells (default 0.01).")] = None,
+    threshold: Annotated[Optional[float], option("--threshold", "Training accuracy above which a cell counts as "
+                                                                "trained (0 to 1; default 0.5).")] = None,
+    lsuv_tol: Annotated[Optional[float], option("--lsuv-tol", "LSUV: stop when |Var - 1| is below this (default 0.1).")] = None,
+    lsuv_max_iter: Annotated[Optional[int], option("--lsuv-max-iter", "LSUV: at most this many rescalings per layer "
+                                                                      "(default 10).")] = None,
+    seed: Annotated[Optional[int], option("--seed", "PRNG seed of the weights (default 0).")] = None,
+    name: NameOpt = None, config_file: ConfigOpt = None, data_dir: DataDirOpt = None, out: OutOpt = Path("outputs"),
     as_json: JsonOpt = False,
 ):
     """Deep-network theory measured: depth scales, signal propagation, Jacobian spectra, trainability, LSUV."""
-    figures = start_figures()
     from initopt import config
-    from initopt.commands import depth as command
+    from initopt.commands import depth as cmd
     from initopt.studies.depth import parse_values
 
-    for value, option, bounds in ((sigma_w2, "--sigma-w2", {"above": 0}), (sigma_b2, "--sigma-b2", {"at_least": 0}),
-                                  (width, "--width", {"at_least": 1, "at_most": 65536}),
-                                  (n_layers, "--depth", {"at_least": 1, "at_most": 10_000}),
-                                  (lr, "--lr", {"above": 0}),
-                                  (threshold, "--threshold", {"at_least": 0, "at_most": 1}),
-                                  (lsuv_tol, "--lsuv-tol", {"above": 0}), (lsuv_max_iter, "--lsuv-max-iter", {"at_least": 1}),
-                                  (seed, "--seed", {"at_least": 0, "at_most": config.SEED_MAX})):
-        config.check_number(value, option, **bounds)
+    for value, flag, bounds in ((sigma_w2, "--sigma-w2", {"above": 0}), (sigma_b2, "--sigma-b2", {"at_least": 0}),
+                                (width, "--width", {"at_least": 1, "at_most": 65536}),
+                                (n_layers, "--depth", {"at_least": 1, "at_most": 10_000}), (lr, "--lr", {"above": 0}),
+                                (threshold, "--threshold", {"at_least": 0, "at_most": 1}),
+                                (lsuv_tol, "--lsuv-tol", {"above": 0}), (lsuv_max_iter, "--lsuv-max-iter", {"at_least": 1}),
+                                (seed, "--seed", {"at_least": 0, "at_most": config.SEED_MAX})):
+        config.check_number(value, flag, **bounds)
     config.check_name(name)
-    cfg = config.load(config_file, {
-        "depth.act": act.value if act else None, "depth.sigma_w2": sigma_w2, "depth.sigma_b2": sigma_b2,
-        "depth.inits": config.parse_list(init, "--init") if init is not None else None,
-        "depth.width": width, "depth.depth": n_layers, "depth.phase": phase, "depth.quick": quick,
-        "depth.jacobian_depths": (parse_values(jacobian_depths, "--jacobian-depths", integer=True)
-                                  if jacobian_depths is not None else None),
-        "depth.phase_sigma_w2": (parse_values(phase_sigma_w2, "--phase-sigma-w2")
-                                 if phase_sigma_w2 is not None else None),
-        "depth.phase_depths": (parse_values(phase_depths, "--phase-depths", integer=True)
-                               if phase_depths is not None else None),
-        "depth.steps": steps, "depth.lr": lr, "depth.threshold": threshold, "depth.lsuv_tol": lsuv_tol,
-        "depth.lsuv_max_iter": lsuv_max_iter, "depth.seed": seed,
+
+    def values(text, flag, integer=False):
+        return given(text, lambda t: parse_values(t, flag, integer=integer))
+
+    cfg = load(config_file, {
+        "depth.act": act and act.value, "depth.inits": given(init, lambda i: config.parse_list(i, "--init")),
+        "depth.sigma_w2": sigma_w2, "depth.sigma_b2": sigma_b2, "depth.width": width, "depth.depth": n_layers,
+        "depth.jacobian_depths": values(jacobian_depths, "--jacobian-depths", True), "depth.phase": phase,
+        "depth.quick": quick, "depth.phase_sigma_w2": values(phase_sigma_w2, "--phase-sigma-w2"),
+        "depth.phase_depths": values(phase_depths, "--phase-depths", True), "depth.steps": steps, "depth.lr": lr,
+        "depth.threshold": threshold, "depth.lsuv_tol": lsuv_tol, "depth.lsuv_max_iter": lsuv_max_iter,
+        "depth.seed": seed,
     })
-    result = command.run(cfg.depth, data_dir, out, figures, name,
-                         on_depth=lambda d: err_console.print(f"phase: depth {d} done", highlight=False))
+    primary = _primary()  # the phase grid's trials span every process's devices
+    as_json = as_json and primary
+    result = cmd.run(cfg.depth, data_dir, out, figures, name, on_depth=(
+        lambda d: err_console.print(f"phase: depth {d} done", highlight=False)) if primary else None)
+    if not primary:
+        return
     if as_json:
         return emit_json(result)
     out_console.print(tables.depth_table(result))
@@ -521,92 +388,58 @@ def depth(
     err_console.print(f"Wrote {result['run_dir']} ({result['seconds']:.1f} s)")
 
 
-# ----------------------------------------------------------------------------- report
-@app.command()
-@handles_errors
+@command()
 def report(
-    run_dirs: Annotated[Optional[list[Path]], typer.Argument(help="Run directories or folders holding them (default: OUT/train).")] = None,
-    out: OutOpt = Path("outputs"),
-    as_json: JsonOpt = False,
+    figures,
+    run_dirs: Annotated[Optional[list[Path]], typer.Argument(help="Run directories or folders holding them "
+                                                                  "(default: OUT/train and OUT/tune).")] = None,
+    out: OutOpt = Path("outputs"), as_json: JsonOpt = False,
 ):
     """One table (terminal, Markdown, CSV) and one figure of finished training runs."""
-    figures = start_figures()
-    from initopt.output import io
-    from initopt.output import report as rep
+    from initopt.commands import report as cmd
 
-    root = Path(out) / "train"
-    defaults = [d for d in (root, Path(out) / "tune") if d.exists()]
-    paths = list(run_dirs) if run_dirs else defaults
-    if not run_dirs and not defaults:
-        raise fail(f"No training runs under {root}; run `initopt train` first or name run directories.")
-    runs, damaged = rep.load_runs(rep.find_runs(paths), Path(out))
-    for sentence in damaged:
+    result = cmd.run(run_dirs, out, figures)
+    for sentence in result.pop("damaged"):
         err_console.print(f"[bold yellow]Warning:[/] left out of the report: {sentence}", highlight=False,
                           soft_wrap=True)
-    if not runs:
-        raise fail(f"No finished training runs found in {', '.join(map(str, paths))}"
-                   + (f" ({len(damaged)} damaged)." if damaged else "."))
-    rows = [rep.row(r) for r in runs]
-    report_dir = io.ensure_dir(Path(out) / "report")
-
-    io.write_text(report_dir / "report.md", rep.markdown(rows))
-    io.write_text(report_dir / "report.csv", rep.csv_text(rows))
-    figures.draw(report_dir / "report.png", "report_figure", runs)
-    io.remove_files(report_dir, "instruments.png")
-    if any(r["metrics"].get("instruments") for r in runs):
-        figures.draw(report_dir / "instruments.png", "instruments_side_by_side", runs)
-    figures.wait()
-    io.write_json(report_dir / "report.json", rows)
     if as_json:
-        return emit_json({"runs": rows, "report_dir": str(report_dir)})
-    out_console.print(tables.report_table(rows))
-    err_console.print(f"Wrote {report_dir}")
+        return emit_json(result)
+    out_console.print(tables.report_table(result["runs"]))
+    err_console.print(f"Wrote {result['report_dir']}")
 
 
-# ----------------------------------------------------------------------------- surface
-class Kind(str, enum.Enum):
-    pathological = "pathological"
-    steep = "steep"
-    rosenbrock = "rosenbrock"
-    beale = "beale"
-    himmelblau = "himmelblau"
-    rastrigin = "rastrigin"
-    saddle = "saddle"
-
-
-@app.command()
-@handles_errors
+@command()
 def surface(
-    kind: Annotated[Optional[Kind], typer.Option("--kind", help="The 2D loss surface (default: steep).")] = None,
-    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="Comma list of optimizers, or all (sgd, momentum, adam; the default).")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="One learning rate for every optimizer (default: the surface's reference rates).")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Updates per trajectory (1 to 100000; default 100).")] = None,
-    start: Annotated[Optional[str], typer.Option("--start", help="Start point w1,w2 (default: the surface's).")] = None,
-    starts: Annotated[Optional[int], typer.Option("--starts", help="Also run N random starts in the plot range (vmapped); report success rates (1 to 1000000).")] = None,
-    tune: Annotated[Optional[bool], typer.Option("--tune", help="Try a grid of learning rates (x0.01 .. x10 the default) per optimizer, same step budget; report the best.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the random starts (0 to 4294967295; default 0).")] = None,
-    beta: Annotated[Optional[float], typer.Option("--beta", help="Momentum coefficient (0 to 0.999999; default 0.9).")] = None,
-    config_file: ConfigOpt = None,
-    out: OutOpt = Path("outputs"),
-    as_json: JsonOpt = False,
+    figures, kind: Annotated[Optional[Kind], option("--kind", "The 2D loss surface (default: steep).")] = None,
+    optimizer: Annotated[Optional[str], option("--optimizer", "Comma list of optimizers, or all (sgd, momentum, adam; "
+                                                              "the default).")] = None,
+    lr: Annotated[Optional[float], option("--lr", "One learning rate for every optimizer (default: the surface's "
+                                                  "reference rates).")] = None,
+    steps: Annotated[Optional[int], option("--steps", "Updates per trajectory (1 to 100000; default 100).")] = None,
+    start: Annotated[Optional[str], option("--start", "Start point w1,w2 (default: the surface's).")] = None,
+    starts: Annotated[Optional[int], option("--starts", "Also run N random starts in the plot range (vmapped); report "
+                                                        "success rates (1 to 1000000).")] = None,
+    tune: Annotated[Optional[bool], option("--tune", "Try a grid of learning rates (x0.01 .. x10 the default) per "
+                                                     "optimizer, same step budget; report the best.")] = None,
+    seed: Annotated[Optional[int], option("--seed", "Seed of the random starts (default 0).")] = None,
+    beta: Annotated[Optional[float], option("--beta", "Momentum coefficient (0 to 0.999999; default 0.9).")] = None,
+    config_file: ConfigOpt = None, out: OutOpt = Path("outputs"), as_json: JsonOpt = False,
 ):
     """Run optimizers on a 2D loss surface; draw their trajectories; judge whether they reach a minimum."""
-    figures = start_figures()
     from initopt import config
-    from initopt.commands import surface as command
+    from initopt.commands import surface as cmd
     from initopt.studies.surfaces import parse_start
 
-    config.check_number(steps, "--steps", at_least=1, at_most=100_000)
-    config.check_number(starts, "--starts", at_least=1, at_most=1_000_000)
-    config.check_number(beta, "--beta", at_least=0, at_most=0.999999)
-    config.check_number(seed, "--seed", at_least=0, at_most=config.SEED_MAX)
-    cfg = config.load(config_file, {
-        "surface.kind": kind.value if kind else None, "surface.lr": lr, "surface.steps": steps,
-        "surface.optimizers": config.parse_list(optimizer, "--optimizer") if optimizer is not None else None,
-        "surface.start": list(parse_start(start)) if start is not None else None, "surface.starts": starts,
-        "surface.tune": tune, "surface.seed": seed, "surface.beta": beta,
+    for value, flag, low, high in ((steps, "--steps", 1, 100_000), (starts, "--starts", 1, 1_000_000),
+                                   (beta, "--beta", 0, 0.999999), (seed, "--seed", 0, config.SEED_MAX)):
+        config.check_number(value, flag, at_least=low, at_most=high)
+    cfg = load(config_file, {
+        "surface.kind": kind and kind.value, "surface.lr": lr, "surface.steps": steps,
+        "surface.optimizers": given(optimizer, lambda o: config.parse_list(o, "--optimizer")),
+        "surface.start": given(start, lambda s: list(parse_start(s))), "surface.starts": starts, "surface.tune": tune,
+        "surface.seed": seed, "surface.beta": beta,
     })
-    result = command.run(cfg.surface, out, figures)
+    result = cmd.run(cfg.surface, out, figures)
     if as_json:
         return emit_json(result)
     out_console.print(tables.surface_table(result))
@@ -616,7 +449,7 @@ def surface(
 
 
 def main() -> None:
-    """The console entry point: this app, run the way :func:`initopt.runtime.process.run` runs a command."""
+    """The console entry point: this app, run as :func:`initopt.runtime.process.run` runs a command."""
     from initopt.runtime import process
 
     process.run(app)

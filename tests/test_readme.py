@@ -71,6 +71,7 @@ QUICK: dict[str, tuple[str, tuple[str, ...]]] = {
         "", ("outputs/report/report.csv", "outputs/report/report.json")),
     "initopt surface --kind pathological": ("", ("outputs/surface/pathological/trajectories.png",)),
     "initopt surface --kind steep": ("", ("outputs/surface/steep/metrics.json",)),
+    "initopt surface --config outputs/surface/steep/config.json": ("", ("outputs/surface/steep/run.json",)),
     "initopt surface --kind rosenbrock --starts 256 --tune": (
         "", ("outputs/surface/rosenbrock-starts256-tune/metrics.json",)),
     "initopt surface --kind saddle --start 1,0.01 --optimizer sgd,adam --lr 0.05 --steps 300": (

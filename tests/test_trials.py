@@ -129,11 +129,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_local_processes_equal_one(tiny_data, tmp_path):
-    """jax.distributed.initialize with two CPU processes on this machine, Gloo collectives."""
-    args = [sys.executable, "-m", "initopt", "train", "--config", "configs/smoke.toml", "--hidden", "64,32",
-            "--batch-size", "32", "--optimizer", "adam", "--seeds", "4", "--epochs", "2",
-            "--data-dir", str(tiny_data), "--json", "--quiet"]
+SMOKE_TRAINING = ["--config", "configs/smoke.toml", "--hidden", "64,32", "--batch-size", "32", "--epochs", "2", "--quiet"]
+
+
+def _tune_numbers(d):
+    return [x for e in d["optimizers"].values() for x in (e["selected"]["lr"], *e["final"]["test_per_seed"])]
+
+
+@pytest.mark.parametrize("command, args, numbers", [
+    ("train", [*SMOKE_TRAINING, "--optimizer", "adam", "--seeds", "4"], lambda d: d["test_acc_per_seed"]),
+    ("tune", [*SMOKE_TRAINING, "--optimizer", "sgd", "--lr-grid", "0.01,0.1", "--seeds", "2", "--final-seeds", "2"],
+     _tune_numbers),
+    ("depth", ["--phase", "--phase-sigma-w2", "1,2", "--phase-depths", "2,4", "--steps", "5", "--width", "16",
+               "--depth", "4", "--jacobian-depths", "2,4"], lambda d: [c["train_acc"] for c in d["phase"]["cells"]]),
+])
+def test_two_local_processes_equal_one(command, args, numbers, tiny_data, tmp_path):
+    """jax.distributed.initialize with two CPU processes on this machine, Gloo collectives: every
+    trial-batched command (train's seeds, tune's grid, depth's phase cells) gives the numbers of
+    one process; process 0 writes and prints, process 1 computes silently."""
+    args = [sys.executable, "-m", "initopt", command, *args, "--data-dir", str(tiny_data), "--json"]
     port = _free_port()
     procs = []
     for pid in (0, 1):
@@ -147,8 +161,9 @@ def test_two_local_processes_equal_one(tiny_data, tmp_path):
     assert outs[1][0] == ""  # process 1 computes silently and writes nothing
     single = json.loads(subprocess.run([*args, "--out", str(tmp_path / "single")], capture_output=True,
                                        text=True, check=True).stdout)
-    np.testing.assert_allclose([t["train_loss"] for t in multi["trials"]],
-                               [t["train_loss"] for t in single["trials"]], rtol=1e-5)
-    np.testing.assert_allclose(multi["test_acc_per_seed"], single["test_acc_per_seed"], rtol=1e-5)
-    (run_json,) = (tmp_path / "multi" / "train").glob("*/adam/run.json")
-    assert len(json.loads(run_json.read_text())["devices"]) == 2
+    np.testing.assert_allclose(numbers(multi), numbers(single), rtol=1e-5)
+    if command == "train":
+        np.testing.assert_allclose([t["train_loss"] for t in multi["trials"]],
+                                   [t["train_loss"] for t in single["trials"]], rtol=1e-5)
+        (run_json,) = (tmp_path / "multi" / "train").glob("*/adam/run.json")
+        assert len(json.loads(run_json.read_text())["devices"]) == 2

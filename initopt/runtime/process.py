@@ -6,7 +6,10 @@
 - the figure workers (:mod:`initopt.output.figures`) start first in every command that draws, so
   that matplotlib loads in their fork server while JAX loads in the command (their pool, its fork
   server and what it preloads are in that module);
-- once the command has returned, the process ends without Python's teardown (:func:`run`).
+- once the command has returned, the process ends without Python's teardown (:func:`run`);
+- while a command trains, SIGTERM (a scheduler's or container's stop) ends it like Ctrl-C, its
+  runs checkpointed and marked interrupted (:func:`sigterm_as_interrupt`): only then, since a
+  handler cannot run while the main thread is inside a long XLA computation.
 
 The measurements behind each are in ``docs/PERFORMANCE.md``.
 """
@@ -14,8 +17,10 @@ The measurements behind each are in ``docs/PERFORMANCE.md``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import os
+import signal
 import sys
 
 # numpy's BLAS (OpenBLAS in its wheels, MKL in some builds) starts a thread per core when numpy is
@@ -63,3 +68,26 @@ def run(app) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code or 0)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is: handled like Ctrl-C (exit code 143)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While training: SIGTERM raises :class:`Terminated`, so the run ends as an interrupted one
+    (last completed epoch checkpointed, status ``interrupted``) and resumes when run again."""
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -149,7 +149,7 @@ def phase_cells(splits, x_example, sigma_w2s: list[float], depths: list[int], wi
         params_T = trials_lib.stack_trees([flax_params(init_layers(key, sizes, "gaussian", sw2, PHASE_SIGMA_B2))
                                            for sw2 in sigma_w2s])
         progress = train.fit(plan, splits, train.initial_progress(plan, x_example, params_T))
-        acc = np.asarray(train.evaluate(progress.state.params, progress.state.apply_fn, eval_x, eval_y)["acc"])
+        acc = trials_lib.to_host(train.evaluate(progress.state.params, progress.state.apply_fn, eval_x, eval_y)["acc"])
         for sw2, a, div in zip(sigma_w2s, acc, progress.history.diverged_epoch):
             t = propagation.theory(PHASE_ACT, sw2, PHASE_SIGMA_B2)
             out.append({"sigma_w2": sw2, "depth": depth_, "train_acc": float(a) if div is None else None,

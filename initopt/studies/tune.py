@@ -212,3 +212,18 @@ def _slug(name: str) -> str:
     from initopt.studies.experiment import run_dir_name
 
     return run_dir_name(name)
+
+
+def notes(result: dict) -> list[str]:
+    """What a reader of a tuning must know beside its table: a selection at the grid's edge, an
+    optimizer with nothing selected, test accuracies that are optimistic."""
+    out = []
+    for name, e in result["optimizers"].items():
+        if e["selected"]["edge"]:
+            out.append(f"{name}: the selected rate lies at the {e['selected']['edge']} edge of the grid; widen the grid.")
+        if e["selected"]["lr"] is None:
+            out.append(f"{name}: a trial diverged at every rate of the grid; nothing selected.")
+    if not result["final_seeds"]:
+        out.append("Test accuracies are those of the tuning seeds at the selected rate: optimistic "
+                   "(selected on the same seeds); pass --final-seeds for fresh ones.")
+    return out

@@ -1,0 +1,34 @@
+"""``initopt report``: one table (terminal, Markdown, CSV) and one figure of finished training runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from initopt.errors import InitoptError
+from initopt.output import io
+from initopt.output import report as rep
+
+
+def run(run_dirs: list[Path] | None, out: Path, figures) -> dict:
+    """Reports the runs under ``run_dirs`` (default: ``out/train`` and ``out/tune``) in
+    ``out/report``. Returns the rows, the directory and a sentence per damaged run (left out)."""
+    root = Path(out) / "train"
+    defaults = [d for d in (root, Path(out) / "tune") if d.exists()]
+    paths = list(run_dirs) if run_dirs else defaults
+    if not paths:
+        raise InitoptError(f"No training runs under {root}; run `initopt train` first or name run directories.")
+    runs, damaged = rep.load_runs(rep.find_runs(paths), Path(out))
+    if not runs:
+        raise InitoptError(f"No finished training runs found in {', '.join(map(str, paths))}"
+                           + (f" ({len(damaged)} damaged)." if damaged else "."))
+    rows = [rep.row(r) for r in runs]
+    report_dir = io.ensure_dir(Path(out) / "report")
+    io.write_text(report_dir / "report.md", rep.markdown(rows))
+    io.write_text(report_dir / "report.csv", rep.csv_text(rows))
+    figures.draw(report_dir / "report.png", "report_figure", runs)
+    io.remove_files(report_dir, "instruments.png")
+    if any(r["metrics"].get("instruments") for r in runs):
+        figures.draw(report_dir / "instruments.png", "instruments_side_by_side", runs)
+    figures.wait()
+    io.write_json(report_dir / "report.json", rows)
+    return {"runs": rows, "report_dir": str(report_dir), "damaged": damaged}

@@ -1,0 +1,39 @@
+"""``initopt train``: optimizers (and initializations) trained on the same seeds, compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from initopt.config import Config, parse_inits, sections
+from initopt.output import io
+
+
+def run(cfg: Config, group_dir: Path, data_dir: Path | None, figures, overwrite: bool = False,
+        hooks: Callable[[str], tuple] | None = None) -> dict:
+    """Trains every arm in ``group_dir/<arm>``; returns ``{"runs", "comparison", "group_dir"}``."""
+    from initopt.data import fashion_mnist as data_lib
+    from initopt.runtime import env
+    from initopt.studies import experiment
+
+    jax_info = env.setup_jax(cfg.train.prng)
+    ds = data_lib.load(data_dir or cfg.data.data_dir)
+    splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
+    x_example, _ = data_lib.example_batch(ds)
+    inits = parse_inits(",".join(cfg.train.inits)) if cfg.train.inits else None
+    results = experiment.train_arms(experiment.arms(cfg, inits), group_dir, splits, x_example,
+                                    {**env.environment(), **jax_info}, overwrite, hooks)
+    for label, metrics in results.items():
+        if not metrics.get("skipped"):
+            figures.draw(Path(metrics["run_dir"]) / "curves.png", "training_curves", {label: metrics},
+                         f"{label}, lr {metrics['lr']:g}")
+            if metrics.get("instruments"):
+                figures.draw(Path(metrics["run_dir"]) / "instruments.png", "instruments_figure", metrics, label)
+    io.write_json(group_dir / "config.json", sections(cfg, "model", "data", "train", "optimizer"))
+    comp = experiment.comparison(results)
+    if comp is not None:
+        figures.draw(group_dir / "comparison.png", "training_curves", results, "Comparison")
+    figures.wait()
+    if comp is not None:
+        io.write_json(group_dir / "comparison.json", comp)
+    return {"runs": results, "comparison": comp, "group_dir": str(group_dir)}

@@ -1,0 +1,48 @@
+"""``initopt tune``: each optimizer's learning rate tuned on a grid over seeds, then compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from initopt.config import Config, describe_hidden, sections
+from initopt.output import io
+
+FIGURES = (("lr_sensitivity", "lr_sensitivity.png"), ("budget_curves", "budget.png"), ("final_results", "final.png"))
+
+
+def grids(cfg: Config) -> dict[str, list[float]]:
+    """Each optimizer's learning-rate grid (checked before any work)."""
+    from initopt.optim import optimizer_specs
+    from initopt.studies import tune as tune_lib
+
+    common = tune_lib.parse_grid(cfg.tune.grid) if cfg.tune.grid is not None else None
+    return {n: tune_lib.grid_for(cfg, n, common) for n in optimizer_specs.parse_names(cfg.train.optimizers)}
+
+
+def run(cfg: Config, tune_dir: Path, data_dir: Path | None, figures, overwrite: bool = False,
+        hooks: Callable[[str], tuple] | None = None) -> dict:
+    """Tunes in ``tune_dir``; ``tune.json`` is written last. Returns the result."""
+    from initopt.data import fashion_mnist as data_lib
+    from initopt.engine import budget
+    from initopt.runtime import env
+    from initopt.studies import tune as tune_lib
+
+    per_optimizer = grids(cfg)
+    jax_info = env.setup_jax(cfg.train.prng)
+    ds = data_lib.load(data_dir or cfg.data.data_dir)
+    splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
+    biggest = max(len(g) for g in per_optimizer.values()) * cfg.tune.seeds
+    budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, biggest, len(splits.train_y),
+                                    max(len(splits.val_y), len(splits.test_y)), cfg.train.epochs, cfg.tune.seeds),
+                 f"Tuning {biggest} trials of hidden sizes {describe_hidden(cfg.model.hidden)}")
+    x_example, _ = data_lib.example_batch(ds)
+    io.remove_files(tune_dir, "tune.json")  # from here on, an old result must not look complete
+    result = tune_lib.run(cfg, list(per_optimizer), per_optimizer, tune_dir, splits, x_example,
+                          {**env.environment(), **jax_info}, overwrite, hooks)
+    for builder, file in FIGURES:
+        figures.draw(tune_dir / file, builder, result)
+    figures.wait()
+    io.write_json(tune_dir / "config.json", sections(cfg, "model", "data", "train", "tune", "optimizer"))
+    io.write_json(tune_dir / "tune.json", result)  # last: its presence means the tuning is complete
+    return {**result, "tune_dir": str(tune_dir)}
