@@ -580,6 +580,7 @@ def test_a_command_stopped_by_sigterm_leaves_no_warning_and_no_process(tmp_path,
     while helpers is not None and len(helpers) < 4 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
         helpers = descendants(proc.pid)
+    time.sleep(1.0)  # past the workers' start: a kill while one reads its start-up data makes the fork server print a traceback
     if group:
         os.killpg(proc.pid, signal.SIGTERM)
     else:

@@ -75,13 +75,24 @@ def settle() -> None:
     _SETTLED = True
 
 
-def _start_worker() -> None:
+STARTED_TOGETHER_SECONDS = 30.0  # how long a new worker waits for the pool's others to start
+
+
+def _start_worker(started=None) -> None:
     """A worker's first acts: leave Ctrl-C to the main process (which ends its workers; a terminal
     sends SIGINT to every process of the job, and a worker would print a traceback); end with the
-    main process, however it ends; settle."""
+    main process, however it ends; settle; then wait at ``started`` (a barrier of the pool's size)
+    until every worker of the pool has started. The pool starts a worker only for a task that finds
+    none idle, so a first worker that was already idle took the second no-op task itself, and the
+    pool ran one worker where it was given two (seen in about one command in ten)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _end_with_main_process()
     settle()
+    if started is not None:
+        try:
+            started.wait(STARTED_TOGETHER_SECONDS)
+        except threading.BrokenBarrierError:  # a worker never came: draw with those that did
+            pass
 
 
 def _end_with_main_process() -> None:
@@ -135,7 +146,9 @@ def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     if QUIET_TRACKER not in sys.warnoptions:
         sys.warnoptions.append(QUIET_TRACKER)
     if workers not in _POOLS:
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker)
+        context = _context()
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                                      initargs=(context.Barrier(workers),))
         # Starting a worker waits until the fork server has imported matplotlib: a thread waits,
         # not the command. Submitting one no-op per worker starts them all.
         starter = threading.Thread(target=lambda: [pool.submit(_ready) for _ in range(workers)],
