@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "initopt"
 # Bottom to top. A module may import its own layer's modules and those of the layers below.
 LAYERS = [
     ("initopt.errors",),
-    ("initopt.runtime", "initopt.output.io"),  # the process (JAX settings, BLAS, exit) and the one module that writes files
+    # the process (JAX settings, BLAS, exit), the one module that writes files, a run's lifecycle
+    ("initopt.runtime", "initopt.output.io", "initopt.output.rundir"),
     ("initopt.data", "initopt.nn", "initopt.optim"),
     ("initopt.config",),  # typed once at the edge, checked against the registries below it
     ("initopt.engine",),

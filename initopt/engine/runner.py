@@ -28,7 +28,7 @@ from initopt.errors import InitoptError
 from initopt.optim import optimizer_specs
 from initopt.optim.hyperparams import LEARNING_RATE
 from initopt.optim.schedules import ScheduleSpec
-from initopt.output import io
+from initopt.output import io, rundir
 from initopt.runtime import compiles
 
 CHECKPOINT = "checkpoint.msgpack"
@@ -231,18 +231,9 @@ def run(
         io.write_json(run_dir / "run.json", {**run_info, "status": "interrupted", "epochs_completed": progress.epoch})
         raise
     except InitoptError as e:
-        mark_failed(run_dir, {**run_info, "epochs_completed": progress.epoch}, str(e))
+        rundir.mark(run_dir, {**run_info, "epochs_completed": progress.epoch}, "failed", error=str(e))
         raise
     return metrics
-
-
-def mark_failed(run_dir: Path, run_info: dict, error: str) -> None:
-    """``run.json`` says ``failed``, with the error's sentence, where the disk still allows it (a full
-    disk may refuse this write too: then the error alone is reported, and metrics.json is absent)."""
-    try:
-        io.write_json(run_dir / "run.json", {**run_info, "status": "failed", "error": error})
-    except InitoptError:
-        pass
 
 
 def run_labelled(cfg: Config, plan: trials_lib.Plan, run_dir: Path, splits: Splits, x_example: np.ndarray,
