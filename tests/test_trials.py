@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import jax.numpy as jnp
 import numpy as np
@@ -146,16 +147,31 @@ def _tune_numbers(d):
 def test_two_local_processes_equal_one(command, args, numbers, tiny_data, tmp_path):
     """jax.distributed.initialize with two CPU processes on this machine, Gloo collectives: every
     trial-batched command (train's seeds, tune's grid, depth's phase cells) gives the numbers of
-    one process; process 0 writes and prints, process 1 computes silently."""
+    one process; process 0 writes and prints, process 1 computes silently.
+
+    The data is in the array cache before they start, as on any second run: its arrays are memory
+    maps, which device_put across processes refused, and process 0 then waited for process 1 in a
+    collective for good."""
     args = [sys.executable, "-m", "initopt", command, *args, "--data-dir", str(tiny_data), "--json"]
+    subprocess.run([sys.executable, "-m", "initopt", "data", "--data-dir", str(tiny_data)], check=True,
+                   capture_output=True)
     port = _free_port()
-    procs = []
+    procs, logs = [], []
     for pid in (0, 1):
         env = dict(os.environ, INITOPT_COORDINATOR=f"127.0.0.1:{port}", INITOPT_NUM_PROCESSES="2",
                    INITOPT_PROCESS_ID=str(pid), JAX_PLATFORMS="cpu")
-        procs.append(subprocess.Popen([*args, "--out", str(tmp_path / "multi")], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=300) for p in procs]
+        logs.append((tmp_path / f"stdout{pid}.txt", tmp_path / f"stderr{pid}.txt"))
+        with open(logs[-1][0], "w") as stdout, open(logs[-1][1], "w") as stderr:  # files: no pipe fills up
+            procs.append(subprocess.Popen([*args, "--out", str(tmp_path / "multi")], env=env, stdout=stdout,
+                                          stderr=stderr))
+    deadline = time.monotonic() + 300
+    for p in procs:
+        try:
+            p.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+    outs = [(out.read_text(), err.read_text()) for out, err in logs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
     multi = json.loads(outs[0][0])  # stdout holds only the JSON: Gloo's notices went to stderr
     assert outs[1][0] == ""  # process 1 computes silently and writes nothing

@@ -120,13 +120,19 @@ def trial_mesh(n_trials: int) -> Mesh:
     return Mesh(np.asarray(devices[:n]), (TRIAL_AXIS,))
 
 
+def _plain(tree):
+    """Numpy subclasses (the data cache's memory maps) as plain arrays: across processes
+    ``device_put`` takes only arrays of the exact numpy type."""
+    return jax.tree.map(lambda a: np.asarray(a) if isinstance(a, np.ndarray) else a, tree)
+
+
 def shard_trials(tree, mesh: Mesh):
     """Places a tree with a leading trial axis across the mesh."""
-    return jax.device_put(tree, NamedSharding(mesh, P(TRIAL_AXIS)))
+    return jax.device_put(_plain(tree), NamedSharding(mesh, P(TRIAL_AXIS)))
 
 
 def replicate(tree, mesh: Mesh):
-    return jax.device_put(tree, NamedSharding(mesh, P()))
+    return jax.device_put(_plain(tree), NamedSharding(mesh, P()))
 
 
 def to_host(tree):
