@@ -17,7 +17,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 # `--locked` fails if uv.lock no longer matches pyproject.toml, rather than resolving anew.
 $(BIN)/.installed: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --locked --extra test --python $(PYTHON)
+	$(UV) sync --locked --compile-bytecode --extra test --python $(PYTHON)
 	touch $@
 
 install: $(BIN)/.installed
@@ -37,7 +37,7 @@ test: install
 test-latest: | $(UV)
 	rm -rf .venv-latest
 	$(UV) venv --quiet --python $(PYTHON) .venv-latest
-	$(UV) pip install --quiet --python .venv-latest/bin/python --upgrade -e '.[test]'
+	$(UV) pip install --quiet --compile-bytecode --python .venv-latest/bin/python --upgrade -e '.[test]'
 	$(UV) pip list --python .venv-latest/bin/python
 	.venv-latest/bin/python -m pytest -q
 
