@@ -2,7 +2,7 @@
 the result printed, the exit code set.
 
 Heavy imports (JAX, matplotlib) happen inside the commands so that ``--help`` answers at once.
-Results go to stdout (a table, or JSON with ``--json``); progress and errors go to stderr.
+Results go to stdout (tables, or JSON with ``--json``); progress and errors go to stderr.
 """
 
 import enum
@@ -15,14 +15,11 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from initopt import config
 from initopt.output import tables
 
-app = typer.Typer(
-    help="Experiments on weight initialization and optimizers for a deep MLP on Fashion-MNIST.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app = typer.Typer(help="Experiments on weight initialization and optimizers for a deep MLP on Fashion-MNIST.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 out_console = Console()
 if not out_console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
     out_console = Console(width=160)
@@ -52,15 +49,15 @@ def path_value(value: "str | os.PathLike[str]") -> Path:
     return Path(text)
 
 
-def option(name: str, help: str, **kwargs):
-    return typer.Option(name, help=help, **kwargs)
+def option(name: str, help: str):
+    return typer.Option(name, help=help)
 
 
 def path_option(name: str, help: str):
     return typer.Option(name, parser=path_value, metavar="<path>", help=help)
 
 
-# Options that several commands share, declared once.
+# Options that several commands share, besides those of the config's keys.
 DataDirOpt = Annotated[Optional[Path], path_option("--data-dir", "Directory with the four Fashion-MNIST IDX files "
                        "(.gz or plain). Default: $INITOPT_DATA_DIR, /usr/share/datasets/fashion-mnist, the cache.")]
 OutOpt = Annotated[Path, path_option("--out", "Where run directories go.")]
@@ -68,23 +65,26 @@ ConfigOpt = Annotated[Optional[Path], path_option("--config", "A TOML file with 
                       "(\\[model], \\[data], \\[train], \\[tune], \\[init_stats], \\[surface], \\[depth], "
                       "\\[optimizer.NAME]), or a run's own config.json; options override it.")]
 JsonOpt = Annotated[bool, option("--json", "Print the result as JSON on stdout and nothing else there.")]
-HiddenOpt = Annotated[Optional[str], option("--hidden", "Hidden sizes, e.g. 512,256,256,128 or DEPTHxWIDTH like 8x256.")]
-ActOpt = Annotated[Optional[Act], option("--act", "Activation (default: relu; depth: tanh).")]
-PrngOpt = Annotated[Optional[Prng], option("--prng", "legacy (default) reproduces the published numbers bit for bit; "
-                                                     "modern is JAX's default.")]
-OptimizerOpt = Annotated[Optional[str], option("--optimizer", "A comma list of: sgd, momentum, adam, nesterov, "
-                         "rmsprop, adamw, adagrad; all (the reference three); optax:NAME (any optax alias with a "
-                         "learning_rate); module:factory or file.py:factory (your own factory(learning_rate, **hp)).")]
-LrOpt = Annotated[Optional[float], option("--lr", "Learning rate (default: the reference rate).")]
-EpochsOpt = Annotated[Optional[int], option("--epochs", "Epochs (reference: 40).")]
-BatchOpt = Annotated[Optional[int], option("--batch-size", "Batch size (reference: 256).")]
-ScheduleOpt = Annotated[Optional[Schedule], option("--schedule", "Learning-rate schedule (optax's); the rate is its peak.")]
-WarmupOpt = Annotated[Optional[int], option("--warmup-epochs", "Epochs of linear warm-up (onecycle: its rising part).")]
-SeedOpt = Annotated[Optional[int], option("--seed", "The first seed (init key and batch order; the split stays fixed).")]
-SeedsOpt = Annotated[Optional[int], option("--seeds", "Seeds SEED..SEED+N-1, as one program; mean and 95% CI.")]
 NameOpt = Annotated[Optional[str], option("--name", "The run's directory under OUT/COMMAND (default: from the options).")]
 OverwriteOpt = Annotated[bool, option("--overwrite", "Run again even where a run finished.")]
 QuietOpt = Annotated[bool, option("--quiet", "No progress output.")]
+
+# A config key's option: named after the key ("depth.sigma_w2": --sigma-w2) but for these, typed and
+# documented by its field (description, range, default), read by config.OPTION_PARSERS where it is text.
+FLAGS = {"tune.grid": "--lr-grid", "depth.inits": "--init", "train.optimizers": "--optimizer",
+         "surface.optimizers": "--optimizer"}
+CHOICES = {"model.act": Act, "depth.act": Act, "model.init": Init, "train.prng": Prng, "train.schedule": Schedule,
+           "surface.kind": Kind}
+
+
+def flag(key: str) -> str:
+    return FLAGS.get(key, "--" + key.split(".")[1].replace("_", "-"))
+
+
+def _key_option(key: str) -> inspect.Parameter:
+    kind = list[str] if key == "train.hyper" else CHOICES.get(key, config.option_type(key))
+    return inspect.Parameter(key.replace(".", "__"), inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[Optional[kind], option(flag(key), config.describe(key))])
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -92,10 +92,11 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def command(name: str | None = None, draws: int = 2):
-    """A command: figure workers started first (matplotlib loads beside JAX), at most ``draws`` of
-    them; the errors a user can cause end in one sentence and exit 1, Ctrl-C in 130, SIGTERM while
-    training (:func:`initopt.runtime.process.sigterm_as_interrupt`) in 143."""
+def command(name: str | None = None, draws: int = 2, keys: str = ""):
+    """A command: an option per config key of ``keys``, handed to it as ``overrides`` (in that order,
+    parsed, None where not given); figure workers started first (matplotlib loads beside JAX), at
+    most ``draws`` of them; the errors a user can cause end in one sentence and exit 1, Ctrl-C in
+    130, SIGTERM while training (:func:`initopt.runtime.process.sigterm_as_interrupt`) in 143."""
 
     def wrap(fn):
         @app.command(name)
@@ -106,7 +107,12 @@ def command(name: str | None = None, draws: int = 2):
             from initopt.runtime import process
 
             try:
-                return fn(figures.Figures(at_most=1 if kwargs.get("grid") else draws), *args, **kwargs)
+                if keys:
+                    values = {k: kwargs.pop(k.replace(".", "__")) for k in config.keys(keys)}
+                    kwargs["overrides"] = {k: config.parse_option(k, getattr(v, "value", v), flag(k))
+                                           for k, v in values.items()}
+                return fn(figures.Figures(at_most=1 if kwargs.get("overrides", {}).get("init_stats.grid") else draws),
+                          *args, **kwargs)
             except InitoptError as e:
                 raise fail(str(e)) from None
             except KeyboardInterrupt as e:
@@ -114,28 +120,58 @@ def command(name: str | None = None, draws: int = 2):
                 raise fail(f"{'Terminated (SIGTERM)' if term else 'Interrupted'}; run the same command again to "
                            "resume.", code=143 if term else 130) from None
 
-        signature = inspect.signature(fn)  # what Typer reads: the options, without ``figures``
-        run.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name not in ("figures", "overrides")]
+        if keys:  # what Typer reads: the keys' options, then the command's own
+            own = [*map(_key_option, config.keys(keys)), *(p.replace(kind=p.KEYWORD_ONLY) for p in own)]
+        run.__signature__ = inspect.Signature(own)
         return run
 
     return wrap
 
 
-def emit_json(obj) -> None:
+def load(config_file: Optional[Path], overrides: dict):
+    return config.load(config_file, overrides, {k: flag(k) for k in overrides})
+
+
+def show(command_name: str, result: dict, as_json: bool, wrote: str | None, as_object: dict | None = None) -> None:
+    """The result on stdout (its tables, or JSON: ``as_object`` if given), then what was written on
+    stderr; nothing in a multi-process run's secondary processes."""
     from initopt.output import io
 
-    typer.echo(io.to_json(obj))
+    if out_console.quiet:
+        return
+    if as_json:
+        return typer.echo(io.to_json(result if as_object is None else as_object))
+    for item in tables.of(command_name, result):
+        out_console.print(item)
+    if wrote:
+        err_console.print(wrote)
 
 
-def given(value, parse):
-    """``parse(value)`` for an option that was given (an empty text included), None otherwise."""
-    return None if value is None else parse(value)
+def _primary() -> bool:
+    """Joins a multi-process run where one is configured; False (and stdout quiet) in its secondaries."""
+    from initopt.engine import distributed
+
+    out_console.quiet = distributed.initialize() != 0
+    return not out_console.quiet
 
 
-def load(config_file: Optional[Path], overrides: dict):
-    from initopt import config
+def trials_run(kind: str, cmd, cfg, config_file, overrides: dict, name, out: Path, data_dir, figures,
+               overwrite: bool, quiet: bool) -> tuple[dict, Path]:
+    """``train`` and ``tune``: the group directory (``--name``, else named by the options given), every
+    process joined, progress on stderr, SIGTERM ends it as Ctrl-C does."""
+    from initopt.output import io
+    from initopt.output.progress import epoch_hooks
+    from initopt.runtime import process
+    from initopt.studies import experiment
 
-    return config.load(config_file, overrides)
+    config.check_name(name)
+    io.ensure_dir(Path(out))  # writable before any work; the run directories come once the plan is checked
+    group_dir = Path(out) / kind / (name or experiment.group_name(config_file, overrides))
+    primary = _primary()  # always: the process group is joined here
+    hooks = epoch_hooks(err_console, quiet or not primary, cfg.train.epochs)
+    with process.sigterm_as_interrupt():
+        return cmd.run(cfg, group_dir, data_dir, figures, overwrite, hooks), group_dir
 
 
 @command(draws=0)
@@ -148,119 +184,46 @@ def data(figures, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
         err_console.print("Downloading Fashion-MNIST with TFDS ...")
         data_lib.fetch()
     summary = data_lib.load(data_dir, download=False).summary()
-    emit_json(summary) if as_json else out_console.print(tables.data_table(summary))
+    show("data", summary, as_json, None)
 
 
-@command("init-stats")
-def init_stats(
-    figures,
-    init: Annotated[Optional[Init], option("--init", "Initializer of the kernels (default: kaiming).")] = None,
-    act: ActOpt = None,
-    scale: Annotated[Optional[float], option("--scale", "constant: the value (0.005); normal: the std (0.01); "
-                                                        "orthogonal: the gain (1).")] = None,
-    grid: Annotated[Optional[bool], option("--grid", "The reference grid: 6 inits x identity/tanh/relu in one go.")] = None,
-    hidden: HiddenOpt = None,
-    seed: Annotated[Optional[int], option("--seed", "PRNGKey of model.init (default: 42).")] = None,
-    n_seeds: Annotated[Optional[int], option("--seeds", "Initialisations SEED..SEED+N-1: mean and spread of every "
-                                                        "per-layer variance (1 to 10000).")] = None,
-    prng: PrngOpt = None, config_file: ConfigOpt = None, data_dir: DataDirOpt = None, out: OutOpt = Path("outputs"),
-    as_json: JsonOpt = False,
-):
+@command("init-stats", keys="model.init model.act model.scale init_stats.grid model.hidden train.seed "
+                             "init_stats.seeds train.prng")
+def init_stats(figures, overrides: dict, config_file: ConfigOpt = None, data_dir: DataDirOpt = None,
+               out: OutOpt = Path("outputs"), as_json: JsonOpt = False):
     """Per-layer weight, activation and gradient statistics of an initialization at step 0."""
-    from initopt import config
     from initopt.commands import init_stats as cmd
 
-    config.check_number(n_seeds, "--seeds", at_least=1, at_most=10_000)
-    cfg = load(config_file, {
-        "model.init": init and init.value, "model.act": act and act.value, "model.scale": scale,
-        "model.hidden": given(hidden, lambda h: list(config.parse_hidden(h))), "train.prng": prng and prng.value,
-        "train.seed": seed, "init_stats.grid": grid, "init_stats.seeds": n_seeds,
-    })
-    m = cmd.run(cfg, data_dir, out, figures)
-    if as_json:
-        return emit_json({k: v for k, v in m.items() if k != "seconds"})
-    if cfg.init_stats.grid:
-        out_console.print(tables.grid_table(m["cells"]))
-    else:
-        out_console.print(tables.stats_table(m))
-        if cfg.init_stats.seeds > 1:
-            out_console.print(tables.seeds_table(m, cfg.train.seed, cfg.init_stats.seeds))
-    err_console.print(f"Wrote {m['run_dir']} ({m['seconds']:.1f} s)")
+    m = cmd.run(load(config_file, overrides), data_dir, out, figures)
+    seconds = m.pop("seconds")
+    show("init-stats", m, as_json, f"Wrote {m['run_dir']} ({seconds:.1f} s)")
 
 
-def _progress(quiet: bool, n_epochs: int):
-    from initopt.output.progress import epoch_hooks
-
-    return epoch_hooks(err_console, quiet, n_epochs)
-
-
-def _primary() -> bool:
-    """Joins a multi-process run where one is configured; False in its secondary processes."""
-    from initopt.engine import distributed
-
-    if distributed.initialize() == 0:
-        return True
-    out_console.quiet = True
-    return False
-
-
-@command()
+@command(keys="train.optimizers train.lr train.schedule train.warmup_epochs train.hyper train.epochs "
+              "train.batch_size model.act train.instruments model.hidden train.seed train.seeds train.prng")
 def train(
-    figures, optimizer: OptimizerOpt = None, config_file: ConfigOpt = None, lr: LrOpt = None,
-    schedule: ScheduleOpt = None, warmup_epochs: WarmupOpt = None,
-    hyper: Annotated[Optional[list[str]], option("--hyper", "A hyperparameter of the optimizers, key=value "
-                                                            "(repeatable), e.g. --hyper b1=0.95.")] = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None,
+    figures, overrides: dict, config_file: ConfigOpt = None,
     init: Annotated[Optional[str], option("--init", "Kernel initializer (reference: kaiming), or a comma list to "
                                                    "compare on the same seeds: kaiming,xavier,normal:0.01.")] = None,
-    instruments: Annotated[Optional[str], option("--instruments", "Per-layer instruments inside the compiled "
-                           "epoch: off, epoch (one record per epoch) or N records per epoch (default 4).")] = None,
-    act: ActOpt = None, hidden: HiddenOpt = None, seed: SeedOpt = None, n_seeds: SeedsOpt = None, prng: PrngOpt = None,
     name: NameOpt = None, overwrite: OverwriteOpt = False, quiet: QuietOpt = False, data_dir: DataDirOpt = None,
     out: OutOpt = Path("outputs"), as_json: JsonOpt = False,
 ):
     """Train the MLP with any optimizer; keep the best-validation checkpoint; report test accuracy."""
-    from initopt import config
     from initopt.commands import train as cmd
-    from initopt.engine import instruments as instruments_lib
-    from initopt.output import io
-    from initopt.runtime import process
     from initopt.studies import experiment
 
-    config.check_name(name)
-    inits = config.parse_inits(init) if init is not None else []
-    overrides = {  # in this order: the group's name lists the options given in it
-        "train.optimizers": given(optimizer, lambda o: config.parse_list(o, "--optimizer")), "train.lr": lr,
-        "train.schedule": schedule and schedule.value, "train.warmup_epochs": warmup_epochs,
-        "train.hyper": config.parse_hyper(hyper), "train.epochs": epochs, "train.batch_size": batch_size,
-        "model.act": act and act.value, "train.instruments": given(instruments, instruments_lib.parse),
-        "model.hidden": given(hidden, lambda h: list(config.parse_hidden(h))), "train.seed": seed, "train.seeds": n_seeds,
-        "train.prng": prng and prng.value,
-    }
-    if len(inits) == 1:
-        overrides["model.init"], overrides["model.scale"] = inits[0]
-    elif inits:
-        overrides["model.init"] = init  # names the group; each arm sets its own
-    several = {"model.init": None, "train.inits": [experiment.init_label(*i) for i in inits]} if len(inits) > 1 else {}
-    cfg = load(config_file, {**overrides, **several})
-    io.ensure_dir(Path(out))  # writable before any work; the run directories come once the plan is checked
-    group_dir = Path(out) / "train" / (name or experiment.group_name(config_file, overrides))
-    primary = _primary()
-    quiet, as_json = quiet or not primary, as_json and primary
-    with process.sigterm_as_interrupt():
-        result = cmd.run(cfg, group_dir, data_dir, figures, overwrite, _progress(quiet, cfg.train.epochs))
-    runs, comp = result["runs"], result["comparison"]
-    paired = comp["paired"] if comp else None
+    naming, comparing = config.init_options(init)
+    overrides = {**overrides, **naming}  # in this order: the group's name lists the options given in it
+    cfg = load(config_file, {**overrides, **comparing})
+    result, group_dir = trials_run("train", cmd, cfg, config_file, overrides, name, out, data_dir, figures,
+                                   overwrite, quiet)
+    runs, paired = result["runs"], (result["comparison"] or {}).get("paired")
+    quiet = quiet or out_console.quiet
     for label, m in runs.items():
         if m.get("skipped") and not quiet:
             err_console.print(f"{label}: already finished in {m['run_dir']} (use --overwrite to retrain).")
-    if as_json:
-        emit_json(next(iter(runs.values())) if len(runs) == 1 else {"runs": runs, "paired": paired})
-    else:
-        out_console.print(tables.results_table(runs))
-        if paired:
-            out_console.print(tables.paired_table(paired))
-        err_console.print(f"Wrote {group_dir}")
+    show("train", {"runs": runs, "paired": paired}, as_json, f"Wrote {group_dir}",
+         next(iter(runs.values())) if len(runs) == 1 else None)
     error, note = experiment.diverged_message(runs, group_dir)
     if note and not quiet:
         err_console.print(note, highlight=False)
@@ -268,124 +231,35 @@ def train(
         raise fail(error, code=3)
 
 
-@command()
-def tune(
-    figures, optimizer: OptimizerOpt = None, config_file: ConfigOpt = None,
-    lr_grid: Annotated[Optional[str], option("--lr-grid", "LO:HI:K (K log-spaced rates) or a comma list, for every "
-                       "optimizer (default: 7 rates from 0.01x to 10x each optimizer's reference rate).")] = None,
-    n_seeds: Annotated[Optional[int], option("--seeds", "Tuning seeds per learning rate (default 3).")] = None,
-    final_seeds: Annotated[Optional[int], option("--final-seeds", "Fresh seeds trained at each selected rate for the "
-                           "test accuracies and paired differences (default 0: the tuning seeds', optimistic).")] = None,
-    target: Annotated[Optional[float], option("--target", "Validation accuracy in (0, 1): report each trial's "
-                                                           "epochs and seconds to reach it.")] = None,
-    epochs: EpochsOpt = None, schedule: ScheduleOpt = None, warmup_epochs: WarmupOpt = None,
-    batch_size: BatchOpt = None, hidden: HiddenOpt = None, seed: SeedOpt = None, name: NameOpt = None,
-    overwrite: OverwriteOpt = False, quiet: QuietOpt = False, data_dir: DataDirOpt = None,
-    out: OutOpt = Path("outputs"), as_json: JsonOpt = False,
-):
+@command(keys="train.optimizers tune.grid tune.seeds tune.final_seeds tune.target train.epochs train.schedule "
+              "train.warmup_epochs train.batch_size model.hidden train.seed")
+def tune(figures, overrides: dict, config_file: ConfigOpt = None, name: NameOpt = None,
+         overwrite: OverwriteOpt = False, quiet: QuietOpt = False, data_dir: DataDirOpt = None,
+         out: OutOpt = Path("outputs"), as_json: JsonOpt = False):
     """Tune each optimizer's learning rate on a grid over seeds (one program each), select on validation, compare."""
-    from initopt import config
     from initopt.commands import tune as cmd
-    from initopt.output import io
-    from initopt.runtime import process
-    from initopt.studies import experiment
     from initopt.studies import tune as tune_lib
 
-    config.check_name(name)
-    overrides = {  # in this order: the directory's name lists the options given in it
-        "train.optimizers": given(optimizer, lambda o: config.parse_list(o, "--optimizer")), "tune.grid": lr_grid,
-        "tune.seeds": n_seeds, "tune.final_seeds": final_seeds, "tune.target": target, "train.epochs": epochs,
-        "train.schedule": schedule and schedule.value, "train.warmup_epochs": warmup_epochs,
-        "train.batch_size": batch_size, "model.hidden": given(hidden, lambda h: list(config.parse_hidden(h))),
-        "train.seed": seed,
-    }
     cfg = load(config_file, overrides)
     cmd.grids(cfg)  # a bad grid is refused before any work
-    io.ensure_dir(Path(out))
-    tune_dir = Path(out) / "tune" / (name or experiment.group_name(config_file, overrides))
-    primary = _primary()
-    quiet, as_json = quiet or not primary, as_json and primary
-    with process.sigterm_as_interrupt():
-        result = cmd.run(cfg, tune_dir, data_dir, figures, overwrite, _progress(quiet, cfg.train.epochs))
-    if as_json:
-        return emit_json(result)
-    out_console.print(tables.tune_table(result))
-    if result["paired"]:
-        out_console.print(tables.paired_table(result["paired"]))
-    for note in tune_lib.notes(result):
+    result, tune_dir = trials_run("tune", cmd, cfg, config_file, overrides, name, out, data_dir, figures,
+                                  overwrite, quiet)
+    show("tune", result, as_json, f"Wrote {tune_dir}")
+    for note in [] if as_json or out_console.quiet else tune_lib.notes(result):
         err_console.print(note, highlight=False)
-    err_console.print(f"Wrote {tune_dir}")
 
 
-@command()
-def depth(
-    figures, act: Annotated[Optional[Act], option("--act", "Activation (default: tanh).")] = None,
-    init: Annotated[Optional[str], option("--init", "Comma list: gaussian (normal; the default), orthogonal, lsuv "
-                    "(with --sigma-w2), or kaiming, xavier, lecun_normal, equal_variance (their own sigma_w^2).")] = None,
-    sigma_w2: Annotated[Optional[float], option("--sigma-w2", "Weight variance times fan-in (above 0; default 1.76).")] = None,
-    sigma_b2: Annotated[Optional[float], option("--sigma-b2", "Bias variance (at least 0; default 0.05).")] = None,
-    width: Annotated[Optional[int], option("--width", "Hidden width (1 to 65536; default 256).")] = None,
-    n_layers: Annotated[Optional[int], option("--depth", "Layers of the measured network (1 to 10000; default 64).")] = None,
-    jacobian_depths: Annotated[Optional[str], option("--jacobian-depths", "Depths of the Jacobian's spectrum "
-                                                                          "(default 4,16,64).")] = None,
-    phase: Annotated[Optional[bool], option("--phase", "Also train the (sigma_w^2, depth) grid: the trainability "
-                                                       "phase diagram.")] = None,
-    quick: Annotated[Optional[bool], option("--quick", "A small phase grid for tests (well under a minute).")] = None,
-    phase_sigma_w2: Annotated[Optional[str], option("--phase-sigma-w2", "sigma_w^2 values, LO:HI:K or a list "
-                                                                        "(default 1:4:16).")] = None,
-    phase_depths: Annotated[Optional[str], option("--phase-depths", "Depths, LO:HI:K or a list (default 5:60:12).")] = None,
-    steps: Annotated[Optional[int], option("--steps", "SGD steps per phase cell (default 300; at most 1562, one pass "
-                                                      "over the training split).")] = None,
-    lr: Annotated[Optional[float], option("--lr", "SGD learning rate of the phase cells (default 0.01).")] = None,
-    threshold: Annotated[Optional[float], option("--threshold", "Training accuracy above which a cell counts as "
-                                                                "trained (0 to 1; default 0.5).")] = None,
-    lsuv_tol: Annotated[Optional[float], option("--lsuv-tol", "LSUV: stop when |Var - 1| is below this (default 0.1).")] = None,
-    lsuv_max_iter: Annotated[Optional[int], option("--lsuv-max-iter", "LSUV: at most this many rescalings per layer "
-                                                                      "(default 10).")] = None,
-    seed: Annotated[Optional[int], option("--seed", "PRNG seed of the weights (default 0).")] = None,
-    name: NameOpt = None, config_file: ConfigOpt = None, data_dir: DataDirOpt = None, out: OutOpt = Path("outputs"),
-    as_json: JsonOpt = False,
-):
+@command(keys="depth")
+def depth(figures, overrides: dict, name: NameOpt = None, config_file: ConfigOpt = None, data_dir: DataDirOpt = None,
+          out: OutOpt = Path("outputs"), as_json: JsonOpt = False):
     """Deep-network theory measured: depth scales, signal propagation, Jacobian spectra, trainability, LSUV."""
-    from initopt import config
     from initopt.commands import depth as cmd
-    from initopt.studies.depth import parse_values
 
-    for value, flag, bounds in ((sigma_w2, "--sigma-w2", {"above": 0}), (sigma_b2, "--sigma-b2", {"at_least": 0}),
-                                (width, "--width", {"at_least": 1, "at_most": 65536}),
-                                (n_layers, "--depth", {"at_least": 1, "at_most": 10_000}), (lr, "--lr", {"above": 0}),
-                                (threshold, "--threshold", {"at_least": 0, "at_most": 1}),
-                                (lsuv_tol, "--lsuv-tol", {"above": 0}), (lsuv_max_iter, "--lsuv-max-iter", {"at_least": 1}),
-                                (seed, "--seed", {"at_least": 0, "at_most": config.SEED_MAX})):
-        config.check_number(value, flag, **bounds)
-    config.check_name(name)
-
-    def values(text, flag, integer=False):
-        return given(text, lambda t: parse_values(t, flag, integer=integer))
-
-    cfg = load(config_file, {
-        "depth.act": act and act.value, "depth.inits": given(init, lambda i: config.parse_list(i, "--init")),
-        "depth.sigma_w2": sigma_w2, "depth.sigma_b2": sigma_b2, "depth.width": width, "depth.depth": n_layers,
-        "depth.jacobian_depths": values(jacobian_depths, "--jacobian-depths", True), "depth.phase": phase,
-        "depth.quick": quick, "depth.phase_sigma_w2": values(phase_sigma_w2, "--phase-sigma-w2"),
-        "depth.phase_depths": values(phase_depths, "--phase-depths", True), "depth.steps": steps, "depth.lr": lr,
-        "depth.threshold": threshold, "depth.lsuv_tol": lsuv_tol, "depth.lsuv_max_iter": lsuv_max_iter,
-        "depth.seed": seed,
-    })
+    cfg = load(config_file, overrides)
     primary = _primary()  # the phase grid's trials span every process's devices
-    as_json = as_json and primary
     result = cmd.run(cfg.depth, data_dir, out, figures, name, on_depth=(
         lambda d: err_console.print(f"phase: depth {d} done", highlight=False)) if primary else None)
-    if not primary:
-        return
-    if as_json:
-        return emit_json(result)
-    out_console.print(tables.depth_table(result))
-    if "phase" in result:
-        p = result["phase"]
-        out_console.print(f"Phase diagram: {p['agree_count']} of {p['n_cells']} cells ({p['agreement']:.0%}) agree: "
-                          f"trained (training accuracy > {p['threshold']}) exactly when depth < 6 xi_c.")
-    err_console.print(f"Wrote {result['run_dir']} ({result['seconds']:.1f} s)")
+    show("depth", result, as_json, f"Wrote {result['run_dir']} ({result['seconds']:.1f} s)")
 
 
 @command()
@@ -402,50 +276,17 @@ def report(
     for sentence in result.pop("damaged"):
         err_console.print(f"[bold yellow]Warning:[/] left out of the report: {sentence}", highlight=False,
                           soft_wrap=True)
-    if as_json:
-        return emit_json(result)
-    out_console.print(tables.report_table(result["runs"]))
-    err_console.print(f"Wrote {result['report_dir']}")
+    show("report", result, as_json, f"Wrote {result['report_dir']}")
 
 
-@command()
-def surface(
-    figures, kind: Annotated[Optional[Kind], option("--kind", "The 2D loss surface (default: steep).")] = None,
-    optimizer: Annotated[Optional[str], option("--optimizer", "Comma list of optimizers, or all (sgd, momentum, adam; "
-                                                              "the default).")] = None,
-    lr: Annotated[Optional[float], option("--lr", "One learning rate for every optimizer (default: the surface's "
-                                                  "reference rates).")] = None,
-    steps: Annotated[Optional[int], option("--steps", "Updates per trajectory (1 to 100000; default 100).")] = None,
-    start: Annotated[Optional[str], option("--start", "Start point w1,w2 (default: the surface's).")] = None,
-    starts: Annotated[Optional[int], option("--starts", "Also run N random starts in the plot range (vmapped); report "
-                                                        "success rates (1 to 1000000).")] = None,
-    tune: Annotated[Optional[bool], option("--tune", "Try a grid of learning rates (x0.01 .. x10 the default) per "
-                                                     "optimizer, same step budget; report the best.")] = None,
-    seed: Annotated[Optional[int], option("--seed", "Seed of the random starts (default 0).")] = None,
-    beta: Annotated[Optional[float], option("--beta", "Momentum coefficient (0 to 0.999999; default 0.9).")] = None,
-    config_file: ConfigOpt = None, out: OutOpt = Path("outputs"), as_json: JsonOpt = False,
-):
+@command(keys="surface")
+def surface(figures, overrides: dict, config_file: ConfigOpt = None, out: OutOpt = Path("outputs"),
+            as_json: JsonOpt = False):
     """Run optimizers on a 2D loss surface; draw their trajectories; judge whether they reach a minimum."""
-    from initopt import config
     from initopt.commands import surface as cmd
-    from initopt.studies.surfaces import parse_start
 
-    for value, flag, low, high in ((steps, "--steps", 1, 100_000), (starts, "--starts", 1, 1_000_000),
-                                   (beta, "--beta", 0, 0.999999), (seed, "--seed", 0, config.SEED_MAX)):
-        config.check_number(value, flag, at_least=low, at_most=high)
-    cfg = load(config_file, {
-        "surface.kind": kind and kind.value, "surface.lr": lr, "surface.steps": steps,
-        "surface.optimizers": given(optimizer, lambda o: config.parse_list(o, "--optimizer")),
-        "surface.start": given(start, lambda s: list(parse_start(s))), "surface.starts": starts, "surface.tune": tune,
-        "surface.seed": seed, "surface.beta": beta,
-    })
-    result = cmd.run(cfg.surface, out, figures)
-    if as_json:
-        return emit_json(result)
-    out_console.print(tables.surface_table(result))
-    if "starts" in result:
-        out_console.print(tables.starts_table(result))
-    err_console.print(f"Wrote {result['run_dir']} ({result['seconds']:.1f} s)")
+    result = cmd.run(load(config_file, overrides).surface, out, figures)
+    show("surface", result, as_json, f"Wrote {result['run_dir']} ({result['seconds']:.1f} s)")
 
 
 def main() -> None:

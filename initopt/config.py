@@ -10,10 +10,12 @@ An unknown section or key, a wrong type or an impossible value is a
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
+import typing
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Callable, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
@@ -36,13 +38,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def doc(default: Any, description: str) -> Any:
+    """A key's default and what it means: the config's documentation, and its option's help."""
+    return Field(default, description=description)
+
+
 class ModelConfig(_Section):
-    hidden: Annotated[tuple[Count, ...], Field(min_length=1)] = (512, 256, 256, 128)
-    act: StrictStr = "relu"
-    init: StrictStr = "kaiming"
-    scale: Float | None = None  # constant value / normal std / orthogonal gain
-    lsuv_tol: Annotated[float, Field(strict=True, gt=0)] = 0.1  # lsuv: stop when |Var - 1| < tol
-    lsuv_max_iter: Count = 10  # lsuv: at most this many rescalings per layer
+    hidden: Annotated[tuple[Count, ...], Field(min_length=1)] = doc(
+        (512, 256, 256, 128), "Hidden sizes, e.g. 512,256,256,128 or DEPTHxWIDTH like 8x256")
+    act: StrictStr = doc("relu", "Activation")
+    init: StrictStr = doc("kaiming", "Initializer of the kernels")
+    scale: Float | None = doc(None, "constant: the value (0.005); normal: the std (0.01); orthogonal: the gain (1)")
+    lsuv_tol: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = doc(
+        0.1, "LSUV: stop when |Var - 1| is below this")
+    lsuv_max_iter: Count = doc(10, "LSUV: at most this many rescalings per layer")
 
 
 class DataConfig(_Section):
@@ -53,72 +62,90 @@ class DataConfig(_Section):
 
 
 class TrainConfig(_Section):
-    optimizers: Annotated[tuple[StrictStr, ...], Field(min_length=1)] = ("adam",)
-    lr: Float | None = None  # the peak learning rate; None: each optimizer's reference rate
-    epochs: Count = 40
-    batch_size: Count = 256
-    seed: Seed = 42  # init key and batch order; the split is always seed 42
-    seeds: Count = 1  # trials with seeds seed, seed+1, ... as one program
-    schedule: StrictStr = "constant"  # see initopt.optim.schedules
-    warmup_epochs: Annotated[StrictInt, Field(ge=0)] | None = None
-    beta: Float | None = None  # momentum of the optimizers that have a ``beta`` (momentum, nesterov)
-    weight_decay: Float | None = None  # of the optimizers that have a ``weight_decay`` (adamw)
-    hyper: dict[StrictStr, HyperValue] = {}  # --hyper key=value: for every optimizer of the run
-    instruments: Annotated[StrictInt, Field(ge=0)] = 4  # per-layer records per epoch (0: off)
-    prng: StrictStr = "legacy"
-    # initializations compared by training on the same seeds, NAME or NAME:SCALE (None: model.init)
-    inits: Annotated[tuple[StrictStr, ...], Field(min_length=2)] | None = None
+    optimizers: Annotated[tuple[StrictStr, ...], Field(min_length=1)] = doc(("adam",), (
+        "A comma list of: sgd, momentum, adam, nesterov, rmsprop, adamw, adagrad; all (the reference three); optax:NAME "
+        "(any optax alias with a learning_rate); module:factory or file.py:factory (your factory(learning_rate, **hp))"))
+    lr: Float | None = doc(None, "Peak learning rate (default: each optimizer's reference rate)")
+    epochs: Count = doc(40, "Epochs")
+    batch_size: Count = doc(256, "Batch size")
+    seed: Seed = doc(42, "The first seed: initial parameters and batch order (the split stays fixed)")
+    seeds: Count = doc(1, "Seeds SEED..SEED+N-1, trained as one program; mean and 95% CI")
+    schedule: StrictStr = doc("constant", "Learning-rate schedule (optax's); the learning rate is its peak")
+    warmup_epochs: Annotated[StrictInt, Field(ge=0)] | None = doc(None, "Epochs of linear warm-up (onecycle: its "
+                                                                        "rising part)")
+    beta: Float | None = doc(None, "Momentum of the optimizers that have a beta (momentum, nesterov)")
+    weight_decay: Float | None = doc(None, "Weight decay of the optimizers that have one (adamw)")
+    hyper: dict[StrictStr, HyperValue] = doc({}, "A hyperparameter of every optimizer, key=value (repeatable)")
+    instruments: Annotated[StrictInt, Field(ge=0)] = doc(4, "Per-layer instruments inside the compiled epoch: off, "
+                                                            "epoch (one record per epoch) or N records per epoch")
+    prng: StrictStr = doc("legacy", "legacy reproduces the published numbers bit for bit; modern is JAX's default")
+    inits: Annotated[tuple[StrictStr, ...], Field(min_length=2)] | None = doc(
+        None, "Initializations compared by training on the same seeds, NAME or NAME:SCALE")
 
 
 class TuneConfig(_Section):
-    grid: StrictStr | None = None  # "LO:HI:K" or "a,b,c" for every optimizer
-    lr_grid: dict[StrictStr, Annotated[tuple[Float, ...], Field(min_length=1)]] = {}  # per optimizer
-    seeds: Count = 3  # tuning seeds seed .. seed+seeds-1
-    final_seeds: Annotated[StrictInt, Field(ge=0)] = 0  # fresh seeds after those, at the selected rate
-    target: Float | None = None  # validation accuracy for the time to target, in (0, 1)
+    grid: StrictStr | None = doc(None, "LO:HI:K (K log-spaced rates) or a comma list, for every optimizer (default: "
+                                       "7 rates from 0.01x to 10x each optimizer's reference rate)")
+    lr_grid: dict[StrictStr, Annotated[tuple[Float, ...], Field(min_length=1)]] = doc({}, "A grid per optimizer")
+    seeds: Count = doc(3, "Tuning seeds per learning rate")
+    final_seeds: Annotated[StrictInt, Field(ge=0)] = doc(0, "Fresh seeds trained at each selected rate for the test "
+                                                            "accuracies and paired differences (0: the tuning seeds')")
+    target: Float | None = doc(None, "Validation accuracy in (0, 1): each trial's epochs and seconds to reach it")
 
 
 class InitStatsConfig(_Section):
     """``initopt init-stats``; the network is ``[model]``, the key ``train.seed`` and ``train.prng``."""
-    grid: StrictBool = False  # the reference grid: 6 initializers x identity/tanh/relu
-    seeds: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1  # initialisations seed .. seed+seeds-1
+    grid: StrictBool = doc(False, "The reference grid: 6 inits x identity/tanh/relu in one go")
+    seeds: Annotated[StrictInt, Field(ge=1, le=10_000)] = doc(1, "Initialisations SEED..SEED+N-1: mean and spread "
+                                                                 "of every per-layer variance")
+
+
+PositiveFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 
 
 class SurfaceConfig(_Section):
     """``initopt surface``: optimizers on a 2D loss surface."""
-    kind: StrictStr = "steep"
-    optimizers: Annotated[tuple[StrictStr, ...], Field(min_length=1)] = ("sgd", "momentum", "adam")
-    lr: Float | None = None  # one rate for every optimizer; None: the surface's reference rates
-    steps: Annotated[StrictInt, Field(ge=1, le=100_000)] = 100
-    start: tuple[Float, Float] | None = None  # None: the surface's start point
-    starts: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None  # random starts
-    tune: StrictBool = False  # a learning-rate grid per optimizer (64 random starts unless given)
-    seed: Seed = 0
-    beta: Annotated[float, Field(strict=True, ge=0, le=0.999999)] = 0.9
-
-
-PositiveFloat = Annotated[float, Field(strict=True, gt=0)]
+    kind: StrictStr = doc("steep", "The 2D loss surface")
+    optimizers: Annotated[tuple[StrictStr, ...], Field(min_length=1)] = doc(
+        ("sgd", "momentum", "adam"), "Comma list of optimizers, or all")
+    lr: Float | None = doc(None, "One learning rate for every optimizer (default: the surface's reference rates)")
+    steps: Annotated[StrictInt, Field(ge=1, le=100_000)] = doc(100, "Updates per trajectory")
+    start: tuple[Float, Float] | None = doc(None, "Start point w1,w2 (default: the surface's)")
+    starts: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = doc(
+        None, "Also run N random starts in the plot range (vmapped); report success rates")
+    tune: StrictBool = doc(False, "Try learning rates x0.01 .. x10 the default per optimizer, same steps (64 random "
+                                  "starts unless given); report the best")
+    seed: Seed = doc(0, "Seed of the random starts")
+    beta: Annotated[float, Field(strict=True, ge=0, le=0.999999, allow_inf_nan=False)] = doc(
+        0.9, "Momentum coefficient")
 
 
 class DepthConfig(_Section):
     """``initopt depth``: signal propagation, Jacobian spectra and the trainability phase diagram."""
-    act: StrictStr = "tanh"
-    inits: Annotated[tuple[StrictStr, ...], Field(min_length=1)] = ("gaussian",)
-    sigma_w2: PositiveFloat = 1.76
-    sigma_b2: Annotated[float, Field(strict=True, ge=0)] = 0.05
-    width: Annotated[StrictInt, Field(ge=1, le=65536)] = 256
-    depth: Annotated[StrictInt, Field(ge=1, le=10_000)] = 64
-    jacobian_depths: Annotated[tuple[Count, ...], Field(min_length=1)] = (4, 16, 64)
-    phase: StrictBool = False  # also train the (sigma_w^2, depth) grid
-    quick: StrictBool = False  # the small phase grid
-    phase_sigma_w2: Annotated[tuple[PositiveFloat, ...], Field(min_length=1)] | None = None  # None: the grid's
-    phase_depths: Annotated[tuple[Count, ...], Field(min_length=1)] | None = None
-    steps: Count | None = None  # SGD steps per phase cell; None: the grid's
-    lr: PositiveFloat = 0.01
-    threshold: Annotated[float, Field(strict=True, ge=0, le=1)] = 0.5
-    lsuv_tol: PositiveFloat = 0.1
-    lsuv_max_iter: Count = 10
-    seed: Seed = 0
+    act: StrictStr = doc("tanh", "Activation")
+    inits: Annotated[tuple[StrictStr, ...], Field(min_length=1)] = doc(("gaussian",), (
+        "Comma list: gaussian (normal), orthogonal, lsuv (with sigma_w^2), or kaiming, xavier, lecun_normal, "
+        "equal_variance (their own sigma_w^2)"))
+    sigma_w2: PositiveFloat = doc(1.76, "Weight variance times fan-in")
+    sigma_b2: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] = doc(0.05, "Bias variance")
+    width: Annotated[StrictInt, Field(ge=1, le=65536)] = doc(256, "Hidden width")
+    depth: Annotated[StrictInt, Field(ge=1, le=10_000)] = doc(64, "Layers of the measured network")
+    jacobian_depths: Annotated[tuple[Count, ...], Field(min_length=1)] = doc((4, 16, 64), "Depths of the Jacobian's "
+                                                                                       "spectrum")
+    phase: StrictBool = doc(False, "Also train the (sigma_w^2, depth) grid: the trainability phase diagram")
+    quick: StrictBool = doc(False, "A small phase grid for tests (well under a minute)")
+    phase_sigma_w2: Annotated[tuple[PositiveFloat, ...], Field(min_length=1)] | None = doc(
+        None, "sigma_w^2 values of the phase grid, LO:HI:K or a list (default 1:4:16)")
+    phase_depths: Annotated[tuple[Count, ...], Field(min_length=1)] | None = doc(
+        None, "Depths of the phase grid, LO:HI:K or a list (default 5:60:12)")
+    steps: Count | None = doc(None, "SGD steps per phase cell, 300 unless given, at most 1562: one pass over "
+                                    "the training split")
+    lr: PositiveFloat = doc(0.01, "SGD learning rate of the phase cells")
+    threshold: Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)] = doc(
+        0.5, "Training accuracy above which a cell counts as trained")
+    lsuv_tol: PositiveFloat = doc(0.1, "LSUV: stop when |Var - 1| is below this")
+    lsuv_max_iter: Count = doc(10, "LSUV: at most this many rescalings per layer")
+    seed: Seed = doc(0, "PRNG seed of the weights")
 
 
 class Config(_Section):
@@ -192,7 +219,7 @@ def check_lr(lr: float, source: str = "the options") -> float:
     return lr
 
 
-def _number(x: float) -> str:
+def number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
@@ -207,11 +234,11 @@ def check_number(value: float | None, option: str, *, at_least: float | None = N
           and (at_most is None or value <= at_most))
     if not ok:
         if at_least is not None and at_most is not None:
-            bounds = [f"between {_number(at_least)} and {_number(at_most)}"]
+            bounds = [f"between {number(at_least)} and {number(at_most)}"]
         else:
-            bounds = [f"{word} {_number(b)}" for word, b in (("at least", at_least), ("above", above),
+            bounds = [f"{word} {number(b)}" for word, b in (("at least", at_least), ("above", above),
                                                              ("at most", at_most)) if b is not None]
-        raise ConfigError(f"{option} must be {' and '.join(bounds) or 'a finite number'}, not {_number(value)}.")
+        raise ConfigError(f"{option} must be {' and '.join(bounds) or 'a finite number'}, not {number(value)}.")
 
 
 def validate(cfg: Config, source: str = "the options") -> Config:
@@ -275,9 +302,36 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(f"{path} is not a valid JSON config: {e}.") from None
 
 
-def load(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+
+
+def limits(annotation, metadata=()) -> dict[str, float]:
+    """The bounds a field declares (``Field(ge=..., gt=..., le=...)``, also inside ``Optional`` and
+    tuples), as :func:`check_number`'s keywords."""
+    found: dict[str, float] = {}
+    for m in metadata:
+        for attr, word in (("ge", "at_least"), ("gt", "above"), ("le", "at_most")):
+            if getattr(m, attr, None) is not None:
+                found[word] = getattr(m, attr)
+    for arg in typing.get_args(annotation):
+        found.update(limits(arg, getattr(arg, "metadata", ())))
+    return found
+
+
+def _flag_message(error: dict, flags: dict[str, str]) -> None:
+    """A value given as an option and out of its field's range: :func:`check_number`'s sentence,
+    naming the option (``--steps must be between 1 and 100000, not 0.``)."""
+    loc = [str(p) for p in error["loc"] if not str(p).isdigit()]
+    if len(loc) == 2 and ".".join(loc) in flags and error["type"] in _RANGE_ERRORS:
+        f = field(".".join(loc))
+        check_number(float(error["input"]), flags[".".join(loc)], **limits(f.annotation, f.metadata))
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None, flags: dict[str, str] | None = None
+         ) -> Config:
     """Reads a TOML file (optional), applies ``{"section.key": value}`` overrides (None: not given),
-    validates and returns the frozen :class:`Config`."""
+    validates and returns the frozen :class:`Config`. ``flags`` names the option of each override,
+    for the sentence on a value out of range."""
     raw: dict = read_toml(path) if path is not None else {}
     source = str(path) if path is not None else "the options"
     sources = {section: source for section in raw}
@@ -298,7 +352,10 @@ def load(path: str | Path | None = None, overrides: dict | None = None) -> Confi
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_message(e.errors()[0], sources)) from None
+        error = e.errors()[0]
+        if sources.get(".".join(str(p) for p in error["loc"][:2])) == "the options":
+            _flag_message(error, flags or {})
+        raise ConfigError(_message(error, sources)) from None
     return validate(cfg, source)
 
 
@@ -343,6 +400,113 @@ def parse_inits(text: str) -> list[tuple[str, float | None]]:
     if len(set(out)) != len(out):
         raise ConfigError(f"--init lists an initializer twice: {text!r}.")
     return out
+
+
+def init_label(init: str, scale: float | None) -> str:
+    return init if scale is None else f"{init}:{scale:g}"
+
+
+def init_options(text: str | None) -> tuple[dict, dict]:
+    """``--init``'s overrides: ``(naming, comparing)``. One initializer sets ``model.init`` and
+    ``model.scale``; a list names the group by the text and compares its members (``train.inits``)."""
+    inits = parse_inits(text) if text is not None else []
+    if len(inits) == 1:
+        return {"model.init": inits[0][0], "model.scale": inits[0][1]}, {}
+    if inits:
+        return {"model.init": text}, {"model.init": None, "train.inits": [init_label(*i) for i in inits]}
+    return {}, {}
+
+
+def parse_values(text: str, what: str, integer: bool = False) -> list:
+    """``LO:HI:K`` (K evenly spaced values) or a comma list of distinct positive numbers."""
+    import numpy as np
+
+    try:
+        if ":" in text:
+            lo, hi, k = text.split(":")
+            values = np.linspace(float(lo), float(hi), int(k)).tolist()
+        else:
+            values = [float(v) for v in parse_list(text, what)]
+    except ValueError:
+        raise ConfigError(f"{what} takes LO:HI:K or a comma list of numbers, not {text!r}.") from None
+    values = [int(round(v)) for v in values] if integer else values
+    if not values or min(values) <= 0 or len(set(values)) != len(values):
+        raise ConfigError(f"{what} needs distinct positive values, not {text!r}.")
+    return values
+
+
+def parse_start(text: str, what: str = "--start") -> list[float]:
+    try:
+        w1, w2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{what} takes two numbers like 5,5, not {text!r}.") from None
+    if not (math.isfinite(w1) and math.isfinite(w2)):
+        raise ConfigError(f"{what} must be finite, not {text!r}.")
+    return [w1, w2]
+
+
+def parse_instruments(text: str, what: str = "--instruments") -> int:
+    """``off`` -> 0, ``epoch`` -> 1, ``N`` -> N records per epoch."""
+    text = text.strip().lower()
+    if text in ("off", "epoch"):
+        return int(text == "epoch")
+    n = int(text) if text.isdigit() else 0
+    if n < 1:
+        raise ConfigError(f"{what} takes off, epoch or a number of records per epoch (>= 1), not {text!r}.")
+    return n
+
+
+# How an option's text becomes its key's value (keys not here take the option's value as it is).
+OPTION_PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "model.hidden": lambda text, what: list(parse_hidden(text)),
+    "train.optimizers": parse_list, "surface.optimizers": parse_list, "depth.inits": parse_list,
+    "train.hyper": lambda items, what: parse_hyper(items),
+    "train.instruments": parse_instruments,
+    "surface.start": parse_start,
+    "depth.jacobian_depths": functools.partial(parse_values, integer=True),
+    "depth.phase_depths": functools.partial(parse_values, integer=True),
+    "depth.phase_sigma_w2": parse_values,
+}
+
+
+def parse_option(key: str, value: Any, what: str) -> Any:
+    """An option's value for its key (None: not given)."""
+    return None if value is None else OPTION_PARSERS.get(key, lambda v, _: v)(value, what)
+
+
+def field(key: str):
+    """The pydantic field of ``section.key``."""
+    section, name = key.split(".")
+    return type(getattr(Config(), section)).model_fields[name]
+
+
+def keys(names: str) -> list[str]:
+    """``"model.act depth"`` -> ``["model.act", "depth.act", "depth.inits", ...]``: a section stands for its keys."""
+    sections = {n: type(getattr(Config(), n)).model_fields for n in names.split() if "." not in n}
+    return [k for n in names.split() for k in ([n] if "." in n else [f"{n}.{f}" for f in sections[n]])]
+
+
+def _base(annotation):
+    """``Annotated[StrictInt, ...] | None`` -> ``int``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return _base(args[0]) if args and typing.get_origin(annotation) in (Union, Annotated) else annotation
+
+
+def option_type(key: str) -> type:
+    """What an option of ``key`` reads: ``bool``, ``int`` or ``float``, else text (:data:`OPTION_PARSERS`)."""
+    base = _base(field(key).annotation)
+    return base if base in (bool, int, float) and key not in OPTION_PARSERS else str
+
+
+def describe(key: str) -> str:
+    """What a key means, with its range (of a number) and default: its option's help."""
+    f, d = field(key), field(key).default
+    b = limits(f.annotation, f.metadata) if option_type(key) in (int, float) else {}
+    notes = [f"{number(b['at_least'])} to {number(b['at_most'])}"] if {"at_least", "at_most"} <= b.keys() else [
+        f"{word.replace('_', ' ')} {number(v)}" for word, v in b.items()]
+    if not (d is None or d is False or d == {}):
+        notes.append("default " + (",".join(map(str, d)) if isinstance(d, tuple) else str(d)))
+    return f.description + (f" ({'; '.join(notes)})." if notes else ".")
 
 
 def describe_hidden(hidden) -> str:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initopt.cli import Act, Init, app
+from initopt import config
+from initopt.cli import Act, Init, app, flag
 from initopt.nn import activations, initializers
 
 runner = CliRunner()
@@ -36,6 +37,19 @@ def assert_clean_error(result, text):
 def test_cli_choices_match_the_registries():
     assert [m.value for m in Init] == list(initializers.INITIALIZERS)
     assert [m.value for m in Act] == list(activations.ACTIVATIONS)
+
+
+@pytest.mark.parametrize("command, section", [("depth", "depth"), ("surface", "surface"), ("tune", "tune")])
+def test_a_sections_keys_are_its_options(command, section):
+    """Each key of the command's section is an option, documented by its field: the description,
+    the range of a number and the default, as the config declares them."""
+    out = runner.invoke(app, [command, "--help"], env={"COLUMNS": "300"}, terminal_width=300).output
+    help_text = " ".join(out.replace("│", " ").split())
+    for key in config.keys(section):
+        if key == "tune.lr_grid":  # a table per optimizer: config files only
+            continue
+        assert f"{flag(key)} " in help_text and config.describe(key) in help_text, key
+    assert "--sigma-w2 <float> Weight variance times fan-in (above 0; default 1.76)." in help_text or command != "depth"
 
 
 def test_help_does_not_import_jax():
@@ -132,7 +146,7 @@ def test_init_stats_grid(tiny_data, tmp_path):
     (["--hidden", "100000x100000"], "init-stats with hidden sizes 100000x100000 needs about"),
     (["--grid", "--hidden", "4x20000"], "over 18 cells needs about"),
     (["--seeds", "0"], "--seeds must be between 1 and 10000, not 0."),
-    (["--seed", "4294967296"], "train.seed in the options must be at most 4294967295, not 4294967296."),
+    (["--seed", "4294967296"], "--seed must be between 0 and 4294967295, not 4294967296."),
 ])
 def test_init_stats_bad_input(args, text, tmp_path):
     assert_clean_error(invoke("init-stats", *args, "--out", tmp_path), text)
@@ -266,8 +280,8 @@ def test_train_divergence_is_reported(tiny_data, tmp_path):
     (["--config", "/nonexistent.toml"], "Config file /nonexistent.toml does not exist."),
     (["--config", ""], "Invalid value for '--config': an empty path"),
     (["--batch-size", "100000"], "exceeds the"),
-    (["--seeds", "0"], "train.seeds in the options must be at least 1"),
-    (["--seed", "4294967296"], "train.seed in the options must be at most 4294967295, not 4294967296."),
+    (["--seeds", "0"], "--seeds must be at least 1, not 0."),
+    (["--seed", "4294967296"], "--seed must be between 0 and 4294967295, not 4294967296."),
     (["--name", "../../escape"], "--name must be a plain directory name (no '/', not '.' or '..'), not '../../escape'."),
     (["--optimizer", "sgd,,adam"], "--optimizer takes a comma list without empty items"),
     (["--hidden", "64,,32"], "--hidden takes sizes like"),

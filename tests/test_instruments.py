@@ -73,9 +73,9 @@ def test_instruments_need_no_relu_for_the_rest(tiny_data):
 
 
 def test_parse():
-    assert instruments.parse("off") == 0 and instruments.parse("epoch") == 1 and instruments.parse("8") == 8
+    assert [config.parse_instruments(t) for t in ("off", "epoch", "8", " Epoch ")] == [0, 1, 8, 1]
     with pytest.raises(Exception, match="--instruments takes off, epoch"):
-        instruments.parse("0")
+        config.parse_instruments("0")
 
 
 def test_initializations_compared_by_training(tiny_data, tmp_path):

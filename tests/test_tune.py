@@ -117,13 +117,13 @@ def test_tune_command_end_to_end_and_resume(tiny_data, tmp_path):
     (["--lr-grid", ""], "without empty items"),
     (["--lr-grid", "1:0.1:3"], "needs LO < HI"),
     (["--lr-grid", "0.1,-0.5"], "must be a positive number"),
-    (["--seeds", "0"], "tune.seeds in the options must be at least 1"),
+    (["--seeds", "0"], "--seeds must be at least 1, not 0."),
     (["--optimizer", "nope"], "Unknown optimizer 'nope'"),
     (["--optimizer", ""], "--optimizer takes a comma list without empty items"),
     (["--hidden", ""], "--hidden takes sizes like"),
     (["--target", "1.5"], "tune.target must lie in (0, 1)"),
     (["--target", "0"], "tune.target must lie in (0, 1)"),
-    (["--final-seeds", "-1"], "tune.final_seeds in the options must be at least 0"),
+    (["--final-seeds", "-1"], "--final-seeds must be at least 0, not -1."),
     (["--name", "a/b"], "--name must be a plain directory name"),
 ])
 def test_tune_bad_input(tiny_data, tmp_path, args, text):

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from initopt.config import DepthConfig, check_number
+from initopt.config import DepthConfig, check_name, check_number, parse_values
 from initopt.errors import ConfigError
 from initopt.output import io, rundir
 
@@ -32,8 +32,8 @@ def resolve(cfg: DepthConfig) -> DepthConfig:
     check_number(cfg.steps, "--steps", at_least=1, at_most=TRAIN_SPLIT_SIZE // grid["batch"])
     for init in cfg.inits:
         depth_lib.resolve_init(init, cfg.act, cfg.sigma_w2)
-    sws = cfg.phase_sigma_w2 or tuple(depth_lib.parse_values(grid["sigma_w2"], "--phase-sigma-w2"))
-    depths = cfg.phase_depths or tuple(depth_lib.parse_values(grid["depths"], "--phase-depths", integer=True))
+    sws = cfg.phase_sigma_w2 or tuple(parse_values(grid["sigma_w2"], "--phase-sigma-w2"))
+    depths = cfg.phase_depths or tuple(parse_values(grid["depths"], "--phase-depths", integer=True))
     return cfg.model_copy(update={"phase_sigma_w2": tuple(sws), "phase_depths": tuple(depths),
                                   "steps": grid["steps"] if cfg.steps is None else cfg.steps})
 
@@ -55,7 +55,7 @@ def run(cfg: DepthConfig, data_dir: Path | None, out: Path, figures, name: str |
     budget.check(4 * (784 * cfg.width + cfg.depth * cfg.width * cfg.width) * 4 + 4 * 784 * cfg.width * 3,
                  f"A network of width {cfg.width} and depth {cfg.depth}")
     io.ensure_dir(Path(out))
-    path = Path(out) / "depth" / (name or run_name(cfg))
+    path = Path(out) / "depth" / (check_name(name) or run_name(cfg))
     start = time.perf_counter()
     jax_info = env.setup_jax("legacy")
     ds = data_lib.load(data_dir)

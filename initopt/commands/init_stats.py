@@ -6,7 +6,7 @@ import functools
 import time
 from pathlib import Path
 
-from initopt.config import Config, check_number, describe_hidden
+from initopt.config import Config, describe_hidden
 from initopt.errors import ConfigError
 from initopt.output import io, rundir
 
@@ -19,7 +19,6 @@ def check(cfg: Config) -> None:
     from initopt.studies import stats
 
     s = cfg.init_stats
-    check_number(s.seeds, "init_stats.seeds", at_least=1, at_most=10_000)
     if s.grid and cfg.model.scale is not None:
         raise ConfigError("--grid uses the reference scales; drop --scale.")
     if s.grid and s.seeds > 1:

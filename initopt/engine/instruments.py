@@ -49,24 +49,6 @@ def record(params_before, params_after, grads, params0, probe_x_PxD, apply_fn, d
     return {k: jnp.stack([jnp.asarray(v, jnp.float32) for v in vals]) for k, vals in out.items()}
 
 
-def parse(text: str) -> int:
-    """``off`` -> 0, ``epoch`` -> 1, ``N`` -> N records per epoch."""
-    from initopt.errors import ConfigError
-
-    text = text.strip().lower()
-    if text == "off":
-        return 0
-    if text == "epoch":
-        return 1
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 1:
-        raise ConfigError(f"--instruments takes off, epoch or a number of records per epoch (>= 1), not {text!r}.")
-    return n
-
-
 def blocks(steps_per_epoch: int, n_records: int) -> tuple[int, int]:
     """(records, steps per block): an epoch runs ``records`` blocks, each recorded after its last
     step, then the remaining ``steps_per_epoch - records * block`` steps unrecorded."""

@@ -34,7 +34,8 @@ def grid_table(cells: list[dict]) -> Table:
     return table
 
 
-def seeds_table(metrics: dict, seed: int, n_seeds: int) -> Table:
+def seeds_table(metrics: dict) -> Table:
+    seed, n_seeds = metrics["seeds"][0], len(metrics["seeds"])
     table = Table(title=f"Over {n_seeds} initialisations (seeds {seed}..{seed + n_seeds - 1}): mean ± std")
     for col in ("layer", "weight var", "act var", "grad var"):
         table.add_column(col, justify="right")
@@ -152,3 +153,27 @@ def depth_table(result: dict) -> Table:
         table.add_row(f"J {j['init']}", f"depth {j['depth']}", "", "", "", "", "",
                       f"mean s^2 {s['mean_sq']:.3g}", f"std log s {fmt(s['std_log'])}, max/min {fmt(s['max_over_min'])}")
     return table
+
+
+def phase_line(p: dict) -> str:
+    return (f"Phase diagram: {p['agree_count']} of {p['n_cells']} cells ({p['agreement']:.0%}) agree: trained "
+            f"(training accuracy > {p['threshold']}) exactly when depth < 6 xi_c.")
+
+
+def of(command: str, result: dict) -> list:
+    """What the command line prints on stdout for a command's result: tables, and sentences."""
+    if command == "init-stats":
+        if "cells" in result:
+            return [grid_table(result["cells"])]
+        return [stats_table(result)] + ([seeds_table(result)] if len(result.get("seeds", ())) > 1 else [])
+    if command == "train":
+        return [results_table(result["runs"])] + ([paired_table(result["paired"])] if result["paired"] else [])
+    if command == "tune":
+        return [tune_table(result)] + ([paired_table(result["paired"])] if result["paired"] else [])
+    if command == "depth":
+        return [depth_table(result)] + ([phase_line(result["phase"])] if "phase" in result else [])
+    if command == "surface":
+        return [surface_table(result)] + ([starts_table(result)] if "starts" in result else [])
+    if command == "report":
+        return [report_table(result["runs"])]
+    return [data_table(result)]

@@ -26,24 +26,6 @@ from initopt.nn.lsuv import LSUV_MAX_ITER, LSUV_TOL, lsuv
 DEPTH_INITS = ("gaussian", "orthogonal", "lsuv")
 
 
-def parse_values(text: str, what: str, integer: bool = False) -> list:
-    """``LO:HI:K`` (K evenly spaced values) or a comma list."""
-    from initopt import config
-
-    try:
-        if ":" in text:
-            lo, hi, k = text.split(":")
-            values = np.linspace(float(lo), float(hi), int(k)).tolist()
-        else:
-            values = [float(v) for v in config.parse_list(text, what)]
-    except ValueError:
-        raise ConfigError(f"{what} takes LO:HI:K or a comma list of numbers, not {text!r}.") from None
-    values = [int(round(v)) for v in values] if integer else values
-    if not values or min(values) <= 0 or len(set(values)) != len(values):
-        raise ConfigError(f"{what} needs distinct positive values, not {text!r}.")
-    return values
-
-
 # ----------------------------------------------------------------------------- networks at initialization
 def init_layers(key, sizes: list[int], init: str, sigma_w2: float, sigma_b2: float, x_example=None, act="tanh",
                 lsuv_tol: float = LSUV_TOL, lsuv_max_iter: int = LSUV_MAX_ITER) -> list[tuple]:

@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Callable
 
-from initopt.config import Config, describe_hidden
+from initopt.config import Config, describe_hidden, init_label
 from initopt.data.fashion_mnist import Splits
 from initopt.engine import budget, runner
 from initopt.engine.intervals import paired_comparisons
@@ -46,10 +46,6 @@ def group_name(config_file: Path | None, overrides: dict) -> str:
     if len(name) > MAX_NAME:  # file systems refuse names over 255 bytes: keep a readable head and a digest
         name = name[:MAX_NAME - 17] + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
     return name
-
-
-def init_label(init: str, scale: float | None) -> str:
-    return init if scale is None else f"{init}:{scale:g}"
 
 
 def arms(cfg: Config, inits: list[tuple[str, float | None]] | None) -> dict[str, tuple[Config, str]]:

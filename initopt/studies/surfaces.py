@@ -229,16 +229,6 @@ def loss_grid(surface: Surface, n: int = 200) -> tuple[np.ndarray, np.ndarray, n
     return X, Y, Z
 
 
-def parse_start(text: str) -> tuple[float, float]:
-    try:
-        w1, w2 = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--start takes two numbers like 5,5, not {text!r}.") from None
-    if not (np.isfinite(w1) and np.isfinite(w2)):
-        raise ConfigError(f"--start must be finite, not {text!r}.")
-    return w1, w2
-
-
 def run_name(kind: str, optimizers: tuple[str, ...], lr: float | None, steps: int, start, starts: int,
              tune: bool, seed: int, beta: float) -> str:
     """The run directory: the surface plus every option that changes the result."""
