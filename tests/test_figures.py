@@ -197,3 +197,15 @@ def test_histogram_titles_sit_where_matplotlib_would_place_them(monkeypatch):
     monkeypatch.setattr(Axes, "set_title", lambda self, label, *args, y=None, **kwargs: set_title(self, label, *args,
                                                                                                   **kwargs))
     assert png() == fixed
+
+
+@pytest.mark.parametrize("values", [np.arange(12.0), np.random.default_rng(0).normal(size=100_000)])
+def test_density_curve_has_a_point_per_bin_however_few_the_values(values):
+    """A layer of a dozen weights (a small network's last layer) has a kernel wider than the grid:
+    the curve used to come back longer than its x values and the histogram figure failed."""
+    from initopt.output import plots
+
+    xs, ys = plots._density_curve(values, float(values.min()), float(values.max()))
+    assert xs.shape == ys.shape == (512,) and np.all(ys >= 0)
+    if len(values) > 1000:  # a narrow kernel keeps the mass in the range: a density
+        np.testing.assert_allclose(np.sum(ys) * (xs[1] - xs[0]), 1.0, atol=0.01)

@@ -61,7 +61,7 @@ def _density_curve(values: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray
     step = edges[1] - edges[0]
     bandwidth = 1.06 * float(np.std(values)) * len(values) ** (-1 / 5)
     sigma = max(bandwidth / step, 0.5)
-    half = int(4 * sigma) + 1
+    half = min(int(4 * sigma) + 1, (grid_n - 1) // 2)  # a kernel no longer than the grid: as many points out
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
     kernel /= kernel.sum()
     return centres, np.convolve(counts, kernel, mode="same")
