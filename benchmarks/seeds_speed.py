@@ -28,7 +28,7 @@ def child(n_seeds: int, epochs: int, train_limit: int | None) -> dict:
     from flax.training.train_state import TrainState
 
     from initopt import config
-    from initopt.data import fashion_mnist as data
+    from initopt import data as data
     from initopt.engine import runner, train, trials
     from initopt.nn import model
     from initopt.optim import optimizers

@@ -31,7 +31,7 @@ import numpy as np
 from flax.training.train_state import TrainState
 
 from initopt import config
-from initopt.data import fashion_mnist as data
+from initopt import data
 from initopt.engine import instruments, runner, train, trials
 from initopt.nn import model
 from initopt.optim import optimizers

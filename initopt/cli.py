@@ -58,8 +58,8 @@ def path_option(name: str, help: str):
 
 
 # Options that several commands share, besides those of the config's keys.
-DataDirOpt = Annotated[Optional[Path], path_option("--data-dir", "Directory with the four Fashion-MNIST IDX files "
-                       "(.gz or plain). Default: $INITOPT_DATA_DIR, /usr/share/datasets/fashion-mnist, the cache.")]
+DataDirOpt = Annotated[Optional[Path], path_option("--data-dir", "Directory with the dataset's files (or a folder "
+                       "named after it). Default: $INITOPT_DATA_DIR, Debian's package (Fashion-MNIST), the cache.")]
 OutOpt = Annotated[Path, path_option("--out", "Where run directories go.")]
 ConfigOpt = Annotated[Optional[Path], path_option("--config", "A TOML file with this command's sections "
                       "(\\[model], \\[data], \\[train], \\[tune], \\[init_stats], \\[surface], \\[depth], "
@@ -174,21 +174,22 @@ def trials_run(kind: str, cmd, cfg, config_file, overrides: dict, name, out: Pat
         return cmd.run(cfg, group_dir, data_dir, figures, overwrite, hooks), group_dir
 
 
-@command(draws=0)
-def data(figures, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
+@command(draws=0, keys="data.dataset")
+def data(figures, overrides: dict, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
          download: Annotated[bool, option("--download", "Fetch the files into the cache with TFDS (sha256-checked).")] = False):
-    """Show where the Fashion-MNIST data comes from, its sizes, checksum and pixel statistics."""
-    from initopt.data import fashion_mnist as data_lib
+    """Show where a dataset comes from, its sizes, classes, checksum and pixel statistics."""
+    from initopt import data as data_lib
 
-    if download:
-        err_console.print("Downloading Fashion-MNIST with TFDS ...")
-        data_lib.fetch()
-    summary = data_lib.load(data_dir, download=False).summary()
+    name = load(None, overrides).data.dataset
+    if download and not data_lib.is_file_dataset(name):
+        err_console.print(f"Downloading {data_lib.DATASETS[name].title} with TFDS ...")
+        data_lib.fetch(name)
+    summary = data_lib.load(data_dir, download=False, dataset=name).summary()
     show("data", summary, as_json, None)
 
 
 @command("init-stats", keys="model.init model.act model.scale init_stats.grid model.hidden train.seed "
-                             "init_stats.seeds train.prng")
+                             "init_stats.seeds train.prng data.dataset data.val_size")
 def init_stats(figures, overrides: dict, config_file: ConfigOpt = None, data_dir: DataDirOpt = None,
                out: OutOpt = Path("outputs"), as_json: JsonOpt = False):
     """Per-layer weight, activation and gradient statistics of an initialization at step 0."""
@@ -200,7 +201,8 @@ def init_stats(figures, overrides: dict, config_file: ConfigOpt = None, data_dir
 
 
 @command(keys="train.optimizers train.lr train.schedule train.warmup_epochs train.hyper train.epochs "
-              "train.batch_size model.act train.instruments model.hidden train.seed train.seeds train.prng")
+              "train.batch_size model.act train.instruments model.hidden train.seed train.seeds train.prng "
+              "data.dataset data.val_size")
 def train(
     figures, overrides: dict, config_file: ConfigOpt = None,
     init: Annotated[Optional[str], option("--init", "Kernel initializer (reference: kaiming), or a comma list to "
@@ -232,7 +234,7 @@ def train(
 
 
 @command(keys="train.optimizers tune.grid tune.seeds tune.final_seeds tune.target train.epochs train.schedule "
-              "train.warmup_epochs train.batch_size model.hidden train.seed")
+              "train.warmup_epochs train.batch_size model.hidden train.seed data.dataset data.val_size")
 def tune(figures, overrides: dict, config_file: ConfigOpt = None, name: NameOpt = None,
          overwrite: OverwriteOpt = False, quiet: QuietOpt = False, data_dir: DataDirOpt = None,
          out: OutOpt = Path("outputs"), as_json: JsonOpt = False):

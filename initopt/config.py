@@ -52,9 +52,14 @@ class ModelConfig(_Section):
     lsuv_tol: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = doc(
         0.1, "LSUV: stop when |Var - 1| is below this")
     lsuv_max_iter: Count = doc(10, "LSUV: at most this many rescalings per layer")
+    num_classes: Count = doc(10, "Outputs of the last layer: set from the dataset's classes")
 
 
 class DataConfig(_Section):
+    dataset: StrictStr = doc("fashion_mnist", "fashion_mnist, mnist, kmnist, cifar10, or a .npz file of yours with "
+                                              "x_train, y_train, x_test, y_test (and x_val, y_val)")
+    val_size: Count | None = doc(None, "Validation examples held out of the training split (default: a sixth, "
+                                       "the reference's 10,000 of 60,000)")
     data_dir: StrictStr | None = None
     train_limit: Count | None = None  # keep the first N examples of a split (smoke runs)
     val_limit: Count | None = None
@@ -243,6 +248,7 @@ def check_number(value: float | None, option: str, *, at_least: float | None = N
 
 def validate(cfg: Config, source: str = "the options") -> Config:
     """Checks names and ranges beyond types; returns ``cfg`` with names in canonical form."""
+    from initopt import data as data_lib
     from initopt.nn.activations import ACTIVATIONS
     from initopt.nn.initializers import canonical_name, resolve_scale
     from initopt.optim.schedules import SCHEDULES
@@ -269,6 +275,7 @@ def validate(cfg: Config, source: str = "the options") -> Config:
         raise ConfigError(f"train.weight_decay must be a non-negative number, not {t.weight_decay} ({source}).")
     if cfg.tune.target is not None and not 0 < cfg.tune.target < 1:
         raise ConfigError(f"tune.target must lie in (0, 1), not {cfg.tune.target} ({source}).")
+    data_lib.check_name(cfg.data.dataset)
     if any(not o.strip() for o in t.optimizers):
         raise ConfigError(f"train.optimizers has an empty name ({source}).")
     if t.inits is not None:

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from initopt.data import fashion_mnist as data
+from initopt import data
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import socket
 import time
@@ -5,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from initopt.data import fashion_mnist as data
+from initopt import data
 from initopt.errors import DataError
 from tests.conftest import idx_bytes, make_dataset, needs_debian_data, write_idx
 
@@ -101,7 +102,8 @@ def test_env_var_is_used(tiny_data, monkeypatch):
 
 
 def test_no_data_and_no_network_fails_fast(monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_DIR", data.cache_dir() / "no-debian-here")
+    fashion = dataclasses.replace(data.DATASETS["fashion_mnist"], system_dir=data.cache_dir() / "no-debian-here")
+    monkeypatch.setitem(data.DATASETS, "fashion_mnist", fashion)
 
     def unreachable(*args, **kwargs):
         raise OSError("network is unreachable")
@@ -137,7 +139,7 @@ def test_debian_data_pixel_statistics():
 
 def test_decompressed_arrays_are_cached_and_checked(tiny_data, tmp_path):
     first = data.load(tiny_data)
-    key = data._source_key(data.find_files(tiny_data)[0])
+    key = data.sources._source_key(data.find_files(tiny_data)[0])
     cache = data.array_cache_dir(key)
     assert (cache / "meta.json").is_file() and (cache / "train_images.npy").is_file()
     second = data.load(tiny_data)

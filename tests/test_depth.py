@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from initopt import config
 from initopt.cli import app
-from initopt.data import fashion_mnist as data
+from initopt import data
 from initopt.studies import depth, stats
 
 

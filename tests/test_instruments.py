@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from initopt import config
 from initopt.cli import app
-from initopt.data import fashion_mnist as data
+from initopt import data
 from initopt.engine import instruments, runner, train
 from initopt.runtime import env
 

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from tests.conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +78,8 @@ QUICK: dict[str, tuple[str, tuple[str, ...]]] = {
         "", ("outputs/surface/rosenbrock-starts256-tune/metrics.json",)),
     "initopt surface --kind saddle --start 1,0.01 --optimizer sgd,adam --lr 0.05 --steps 300": (
         "", ("outputs/surface/saddle-*/loss.png",)),
+    "initopt data --dataset mnist": ("", ()),  # INITOPT_DATA_DIR's IDX files, read as MNIST
+    "initopt train --dataset mydata.npz --epochs 5": ("", ("outputs/train/reference-epochs5-dataset*/adam/metrics.json",)),
 }
 EXIT_CODES = {"initopt train --optimizer sgd --lr 100": 3}  # diverges, as the README says
 NOT_RUN_HERE = {
@@ -119,6 +123,9 @@ def test_readme_commands_run_as_written(tmp_path):
     work.mkdir()
     shutil.copytree(ROOT / "configs", work / "configs")
     (work / "myopt.py").write_text(next(b for b in readme_blocks("python") if "def make(" in b))
+    rng = np.random.default_rng(0)  # the user's arrays: 3 classes of 4 x 4 x 2 samples
+    np.savez(work / "mydata.npz", x_train=rng.normal(size=(600, 4, 4, 2)), y_train=np.arange(600) % 3,
+             x_test=rng.normal(size=(60, 4, 4, 2)), y_test=np.arange(60) % 3)
     env = {**os.environ, "INITOPT_DATA_DIR": str(make_dataset(tmp_path / "data", n_train=1500, n_test=200)),
            "INITOPT_CACHE_DIR": str(tmp_path / "cache")}
     failures, done = [], set()

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from initopt import config
-from initopt.data import fashion_mnist as data
+from initopt import data
 from initopt.engine import runner, train
 from initopt.errors import InitoptError
 from initopt.runtime import env

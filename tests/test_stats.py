@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from initopt.config import ModelConfig
-from initopt.data import fashion_mnist as data
+from initopt import data
 from initopt.runtime import env
 from initopt.studies import stats
 from tests.conftest import needs_debian_data

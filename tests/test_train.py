@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from initopt import config
-from initopt.data import fashion_mnist as data
+from initopt import data
 from initopt.engine import runner, train
 from initopt.runtime import env
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from initopt import config
-from initopt.data import fashion_mnist as data
+from initopt import data
 from initopt.engine import runner, train
 from initopt.runtime import compiles, env
 
@@ -90,7 +90,7 @@ import json, sys
 sys.path.insert(0, {root!r})
 from initopt import config
 from initopt.runtime import env
-from initopt.data import fashion_mnist as data
+from initopt import data
 from initopt.nn import model
 from initopt.engine import runner, train, trials
 env.set_prng("legacy")

@@ -22,7 +22,7 @@ def phase_grid(cfg: DepthConfig) -> dict:
 
 def resolve(cfg: DepthConfig) -> DepthConfig:
     """The configuration as it runs, every default of the phase grid written out; checked."""
-    from initopt.data.fashion_mnist import TRAIN_SPLIT_SIZE
+    from initopt.data import TRAIN_SPLIT_SIZE
     from initopt.studies import depth as depth_lib
 
     grid = phase_grid(cfg)
@@ -46,7 +46,7 @@ def run_name(cfg: DepthConfig) -> str:
 def run(cfg: DepthConfig, data_dir: Path | None, out: Path, figures, name: str | None = None,
         on_depth: Callable[[int], None] | None = None) -> dict:
     """Measures (and with ``phase`` trains) in ``out/depth/<name>``; returns the metrics."""
-    from initopt.data import fashion_mnist as data_lib
+    from initopt import data as data_lib
     from initopt.engine import budget
     from initopt.runtime import env
     from initopt.studies import depth as depth_lib

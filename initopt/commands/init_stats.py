@@ -30,34 +30,34 @@ def check(cfg: Config) -> None:
 
 
 def config_json(cfg: Config) -> dict:
-    """What defines an init-stats run: the network, the seed, the PRNG and the command's section."""
+    """What defines an init-stats run: the data, the network, the seed, the PRNG and the command's section."""
     d = cfg.model_dump(mode="json")
-    return {"model": d["model"], "train": {k: d["train"][k] for k in ("seed", "prng")},
-            "init_stats": d["init_stats"]}
+    return {"data": {k: d["data"][k] for k in ("dataset", "val_size")}, "model": d["model"],
+            "train": {k: d["train"][k] for k in ("seed", "prng")}, "init_stats": d["init_stats"]}
 
 
 def run(cfg: Config, data_dir: Path | None, out: Path, figures) -> dict:
     """Computes the statistics in ``out/init-stats/<name>``; returns the metrics."""
-    from initopt.data import fashion_mnist as data_lib
+    from initopt.commands import problem
     from initopt.runtime import compiles, env
     from initopt.studies import stats
 
     check(cfg)
     io.ensure_dir(Path(out))  # writable before any work; the run directory once the data is read
-    m, seed, prng, n_seeds = cfg.model, cfg.train.seed, cfg.train.prng, cfg.init_stats.seeds
     start_mark = compiles.mark()
-    jax_info = env.setup_jax(prng)
-    ds = data_lib.load(data_dir or cfg.data.data_dir)
-    x, y = data_lib.example_batch(ds)
+    jax_info = env.setup_jax(cfg.train.prng)
+    cfg, ds, _, (x, y) = problem.load(cfg, data_dir, splits=False)
+    m, seed, prng, n_seeds = cfg.model, cfg.train.seed, cfg.train.prng, cfg.init_stats.seeds
     if cfg.init_stats.grid:
         name = stats.run_name("grid", None, "", m.hidden, prng, seed)
     else:
         name = stats.run_name(m.init, m.scale, m.act, m.hidden, prng, seed) + (f"-seeds{n_seeds}" if n_seeds > 1 else "")
+    name += problem.suffix(cfg)
     path = Path(out) / "init-stats" / name
     with rundir.lifecycle(path, "init-stats", config_json(cfg)) as run:
         start = time.perf_counter()
         if cfg.init_stats.grid:
-            results = stats.grid_stats(m.hidden, x, y, seed)
+            results = stats.grid_stats(m.hidden, x, y, seed, num_classes=m.num_classes)
             seconds = time.perf_counter() - start
             cells = [r.summary for r in results]
             figures.draw(path / "variance_grid.png", "variance_grid", cells)

@@ -12,14 +12,12 @@ from initopt.output import io
 def run(cfg: Config, group_dir: Path, data_dir: Path | None, figures, overwrite: bool = False,
         hooks: Callable[[str], tuple] | None = None) -> dict:
     """Trains every arm in ``group_dir/<arm>``; returns ``{"runs", "comparison", "group_dir"}``."""
-    from initopt.data import fashion_mnist as data_lib
+    from initopt.commands import problem
     from initopt.runtime import env
     from initopt.studies import experiment
 
     jax_info = env.setup_jax(cfg.train.prng)
-    ds = data_lib.load(data_dir or cfg.data.data_dir)
-    splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
-    x_example, _ = data_lib.example_batch(ds)
+    cfg, _, splits, (x_example, _) = problem.load(cfg, data_dir)
     inits = parse_inits(",".join(cfg.train.inits)) if cfg.train.inits else None
     results = experiment.train_arms(experiment.arms(cfg, inits), group_dir, splits, x_example,
                                     {**env.environment(), **jax_info}, overwrite, hooks)

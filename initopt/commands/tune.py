@@ -23,20 +23,19 @@ def grids(cfg: Config) -> dict[str, list[float]]:
 def run(cfg: Config, tune_dir: Path, data_dir: Path | None, figures, overwrite: bool = False,
         hooks: Callable[[str], tuple] | None = None) -> dict:
     """Tunes in ``tune_dir``; ``tune.json`` is written last. Returns the result."""
-    from initopt.data import fashion_mnist as data_lib
+    from initopt.commands import problem
     from initopt.engine import budget
     from initopt.runtime import env
     from initopt.studies import tune as tune_lib
 
     per_optimizer = grids(cfg)
     jax_info = env.setup_jax(cfg.train.prng)
-    ds = data_lib.load(data_dir or cfg.data.data_dir)
-    splits = data_lib.make_splits(ds, cfg.data.train_limit, cfg.data.val_limit, cfg.data.test_limit)
+    cfg, ds, splits, (x_example, _) = problem.load(cfg, data_dir)
     biggest = max(len(g) for g in per_optimizer.values()) * cfg.tune.seeds
     budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, biggest, len(splits.train_y),
-                                    max(len(splits.val_y), len(splits.test_y)), cfg.train.epochs, cfg.tune.seeds),
+                                    max(len(splits.val_y), len(splits.test_y)), cfg.train.epochs, cfg.tune.seeds,
+                                    splits.train_x.shape[1], splits.num_classes),
                  f"Tuning {biggest} trials of hidden sizes {describe_hidden(cfg.model.hidden)}")
-    x_example, _ = data_lib.example_batch(ds)
     io.remove_files(tune_dir, "tune.json")  # from here on, an old result must not look complete
     result = tune_lib.run(cfg, list(per_optimizer), per_optimizer, tune_dir, splits, x_example,
                           {**env.environment(), **jax_info}, overwrite, hooks)

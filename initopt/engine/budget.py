@@ -20,8 +20,8 @@ def machine_bytes() -> int:
         return 16 * 2**30
 
 
-def param_count(hidden) -> int:
-    sizes = [INPUT_SIZE, *hidden, NUM_CLASSES]
+def param_count(hidden, input_size: int = INPUT_SIZE, classes: int = NUM_CLASSES) -> int:
+    sizes = [input_size, *hidden, classes]
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
@@ -46,11 +46,12 @@ def init_stats_bytes(hidden, batch: int, cells: int = 1) -> int:
     return cells * (FLOAT_BYTES * (2 * params + activations) + 8 * (2 * params + activations))
 
 
-def train_bytes(hidden, batch_size: int, n_trials: int, n_train: int, n_eval: int, epochs: int, n_seeds: int) -> int:
+def train_bytes(hidden, batch_size: int, n_trials: int, n_train: int, n_eval: int, epochs: int, n_seeds: int,
+                input_size: int = INPUT_SIZE, classes: int = NUM_CLASSES) -> int:
     """Per trial: parameters, best parameters, gradients and up to two optimizer moments, plus a
     batch's activations and those of evaluating a whole split; the data once; per seed, the batch
     order of every epoch (drawn before training: int64 permutations and their int32 positions)."""
-    params = param_count(hidden)
-    per_trial = FLOAT_BYTES * (5 * params + (batch_size + n_eval) * (sum(hidden) + NUM_CLASSES))
+    params = param_count(hidden, input_size, classes)
+    per_trial = FLOAT_BYTES * (5 * params + (batch_size + n_eval) * (sum(hidden) + classes))
     orders = n_seeds * epochs * n_train * (8 + 4)
-    return n_trials * per_trial + FLOAT_BYTES * (n_train + 2 * n_eval) * INPUT_SIZE + orders
+    return n_trials * per_trial + FLOAT_BYTES * (n_train + 2 * n_eval) * input_size + orders

@@ -20,7 +20,7 @@ import numpy as np
 from flax import serialization
 
 from initopt.config import Config, to_dict
-from initopt.data.fashion_mnist import Splits
+from initopt.data import Splits
 from initopt.engine import train
 from initopt.engine import trials as trials_lib
 from initopt.engine.intervals import mean_ci95

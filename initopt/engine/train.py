@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
-from initopt.data import fashion_mnist as data_lib
+from initopt import data as data_lib
 from initopt.engine import instruments
 from initopt.engine import trials as trials_lib
 from initopt.engine.trials import Plan

@@ -23,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from initopt.config import ModelConfig
-from initopt.data import fashion_mnist as data_lib
+from initopt import data as data_lib
 from initopt.nn.model import apply_fn, init_cells
 from initopt.optim import hyperparams as hp_lib
 from initopt.optim.optimizer_specs import OptimizerSpec
@@ -92,7 +92,7 @@ def initial_state(plan: Plan, x_example: np.ndarray, params_T=None) -> TrainStat
     hp_T = {k: np.asarray([t.values[k] for t in plan.trials], np.float32) for k in keys}
     tx = transformation(plan.optimizer, plan.static, plan.schedule)
     opt_state_T = _init_opt_states(tx, params_T, hp_T)
-    apply = apply_fn(tuple(plan.model.hidden), plan.model.act)
+    apply = apply_fn(tuple(plan.model.hidden), plan.model.act, plan.model.num_classes)
     return TrainState(step=jnp.zeros(plan.n_trials, jnp.int32), apply_fn=apply, params=params_T, tx=tx,
                       opt_state=opt_state_T)
 

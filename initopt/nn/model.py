@@ -59,18 +59,19 @@ def _apply_only_kernel(key, shape, dtype=jnp.float32):
     return jnp.zeros(shape, dtype)
 
 
-def make_model(hidden: Sequence[int], act: str, init: str | None = None, scale: float | None = None) -> MLP:
+def make_model(hidden: Sequence[int], act: str, init: str | None = None, scale: float | None = None,
+               num_classes: int = 10) -> MLP:
     """An MLP by names; ``init=None`` gives a model for ``apply`` only (hashes the same for any init)."""
     hidden = tuple(int(h) for h in hidden)
     inits = layer_initializers(init, act, len(hidden) + 1, scale) if init else None
-    return MLP(hidden=hidden, act=ACTIVATIONS[act], kernel_inits=inits)
+    return MLP(hidden=hidden, num_classes=int(num_classes), act=ACTIVATIONS[act], kernel_inits=inits)
 
 
 @functools.lru_cache(maxsize=None)
-def apply_fn(hidden: tuple[int, ...], act: str) -> Callable:
+def apply_fn(hidden: tuple[int, ...], act: str, num_classes: int = 10) -> Callable:
     """``model.apply`` of the MLP for evaluation and training: one object per architecture, so a
     jitted function that holds it (a TrainState) finds its compiled program again."""
-    return make_model(hidden, act).apply
+    return make_model(hidden, act, num_classes=num_classes).apply
 
 
 # XLA's algebraic simplifier folds an initializer's constant factors (the std times the normal's
@@ -96,7 +97,7 @@ def _stacked_init(model: MLP, seeds, example):
 def _init_cells(seed_sets, std_sets, cells: tuple, families: tuple, shape: tuple[int, ...]):
     """Every cell's parameters in one program, stacked over its seed set ``seed_sets[s]``.
 
-    ``cells``: ``(hidden, act, init, scale, s)``, each its own model. ``families``: ``(hidden, s)``,
+    ``cells``: ``(hidden, act, init, scale, classes, s)``, each its own model. ``families``: ``(hidden, classes, s)``,
     one per entry of ``std_sets``, a (C, layers) array of the stds of C cells that draw
     ``std * N(0, 1)``: one model is traced for all C, vmapped over the stds, so the normals are
     drawn once and scaled per cell (the same bits as C models: tested). Cells that share a seed set
@@ -104,12 +105,12 @@ def _init_cells(seed_sets, std_sets, cells: tuple, families: tuple, shape: tuple
     # A zero batch, not Flax's lazy_init: its partial evaluation of every cell costs more tracing
     # than the forward pass it avoids, which XLA drops anyway (nothing reads it).
     example = jnp.zeros(shape, jnp.float32)
-    built = [_stacked_init(make_model(hidden, act, init, scale), seed_sets[s], example)
-             for hidden, act, init, scale, s in cells]
-    for (hidden, s), std_CxL in zip(families, std_sets):
-        def family(std_L, hidden=hidden, s=s):
+    built = [_stacked_init(make_model(hidden, act, init, scale, classes), seed_sets[s], example)
+             for hidden, act, init, scale, classes, s in cells]
+    for (hidden, classes, s), std_CxL in zip(families, std_sets):
+        def family(std_L, hidden=hidden, classes=classes, s=s):
             inits = tuple(scaled_normal(std_L[layer]) for layer in range(len(hidden) + 1))
-            return _stacked_init(MLP(hidden=hidden, kernel_inits=inits), seed_sets[s], example)
+            return _stacked_init(MLP(hidden=hidden, num_classes=classes, kernel_inits=inits), seed_sets[s], example)
 
         built.append(jax.vmap(family)(std_CxL))  # (C, seeds, ...)
     return built
@@ -126,7 +127,8 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
     # Cells whose weights cannot differ (the activation unused by the initializer, the same seeds)
     # are built once: the grid's 18 cells are 8 initializations.
     specs = [(tuple(int(h) for h in c.hidden), c.act if uses_act(c.init) else "identity", canonical_name(c.init),
-              c.scale, seed_sets.index(tuple(s % 2**32 for s in seeds))) for c, seeds in cells]
+              c.scale, int(getattr(c, "num_classes", 10)), seed_sets.index(tuple(s % 2**32 for s in seeds)))
+             for c, seeds in cells]
     unique = list(dict.fromkeys(specs))
     # Cells of std * N(0, 1) rules with one architecture and seed set share one traced model.
     lone, families = [], {}
@@ -134,10 +136,11 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
         if INITIALIZERS[u[2]].std is None:
             lone.append(u)
         else:
-            families.setdefault((u[0], u[4]), []).append(u)
+            families.setdefault((u[0], u[4], u[5]), []).append(u)
     fan_in = int(np.prod(np.shape(x_example)[1:]))
-    std_sets = [np.asarray([layer_stds(init, act, [fan_in, *hidden, MLP.num_classes], scale)
-                            for hidden, act, init, scale, _ in members], np.float32) for members in families.values()]
+    std_sets = [np.asarray([layer_stds(init, act, [fan_in, *hidden, classes], scale)
+                            for hidden, act, init, scale, classes, _ in members], np.float32)
+                for members in families.values()]
     built = jax.device_get(_init_cells([np.asarray(s, np.uint32) for s in seed_sets], std_sets, cells=tuple(lone),
                                        families=tuple(families), shape=tuple(np.shape(x_example))))
     where = {u: built[i] for i, u in enumerate(lone)}

@@ -56,7 +56,7 @@ def report_table(rows: list[dict]) -> Table:
 
 
 def data_table(summary: dict) -> Table:
-    table = Table(title="Fashion-MNIST", show_header=False)
+    table = Table(title=summary["dataset"], show_header=False)
     for key, value in summary.items():
         table.add_row(key, str(value))
     return table

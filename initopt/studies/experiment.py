@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from initopt.config import Config, describe_hidden, init_label
-from initopt.data.fashion_mnist import Splits
+from initopt.data import Splits
 from initopt.engine import budget, runner
 from initopt.engine.intervals import paired_comparisons
 from initopt.optim import optimizer_specs
@@ -84,7 +84,7 @@ def train_arms(
     n_eval = max(len(splits.val_y), len(splits.test_y))
     for cfg, _ in plans.values():  # all checked before any training
         need = budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, cfg.train.seeds, len(splits.train_y), n_eval,
-                                  cfg.train.epochs, cfg.train.seeds)
+                                  cfg.train.epochs, cfg.train.seeds, splits.train_x.shape[1], splits.num_classes)
         budget.check(need, f"Training hidden sizes {describe_hidden(cfg.model.hidden)} with {cfg.train.seeds} trial(s)")
     results = {}
     for label, (cfg, plan) in plans.items():

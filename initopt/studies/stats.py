@@ -46,14 +46,15 @@ def _layer_arrays(model, params, x_BxD, y_B):
     return {"weights": kernels(params), "acts": preacts, "grads": kernels(grads), "loss": loss}
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "act"))
-def layer_arrays(hidden: tuple[int, ...], act: str, params, x_BxD, y_B):
+@functools.partial(jax.jit, static_argnames=("hidden", "act", "classes"))
+def layer_arrays(hidden: tuple[int, ...], act: str, params, x_BxD, y_B, classes: int = 10):
     """Weights, pre-activations (hidden layers and logits) and kernel gradients of the mean CE."""
-    return _layer_arrays(make_model(hidden, act), params, x_BxD, y_B)
+    return _layer_arrays(make_model(hidden, act, num_classes=classes), params, x_BxD, y_B)
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "acts"))
-def cells_layer_arrays(hidden: tuple[int, ...], acts: tuple[str, ...], act_I, params_per_cell, x_BxD, y_B):
+@functools.partial(jax.jit, static_argnames=("hidden", "acts", "classes"))
+def cells_layer_arrays(hidden: tuple[int, ...], acts: tuple[str, ...], act_I, params_per_cell, x_BxD, y_B,
+                       classes: int = 10):
     """:func:`layer_arrays` for many cells in one program. ``params_per_cell`` holds parameter trees
     stacked on a leading axis (joined here); cell ``i`` uses activation ``acts[act_I[i]]``, chosen by
     ``lax.switch``, so one model is traced for every activation (the same operations as a model
@@ -64,7 +65,7 @@ def cells_layer_arrays(hidden: tuple[int, ...], acts: tuple[str, ...], act_I, pa
     def cell(args):
         a, params = args
         act = fns[0] if len(fns) == 1 else (lambda z: jax.lax.switch(a, fns, z))
-        return _layer_arrays(MLP(hidden=hidden, act=act), params, x_BxD, y_B)
+        return _layer_arrays(MLP(hidden=hidden, num_classes=classes, act=act), params, x_BxD, y_B)
 
     return jax.lax.map(cell, (act_I, params_I))
 
@@ -76,7 +77,7 @@ def predicted_act_vars(model_cfg: ModelConfig, x_BxD: np.ndarray) -> list[float 
     ``Var(z_l) = fan_in * Var(W_l) * E[phi(z)^2], z ~ N(0, Var(z_{l-1}))`` (zero biases,
     independent zero-mean weights). None for rules with no such theory (constant).
     """
-    sizes = [x_BxD.shape[1], *model_cfg.hidden, 10]
+    sizes = [x_BxD.shape[1], *model_cfg.hidden, model_cfg.num_classes]
     w_vars = weight_variances(model_cfg.init, model_cfg.act, sizes, model_cfg.scale)
     q_in = float(np.mean(np.square(x_BxD, dtype=np.float64)))
     out: list[float | None] = []
@@ -137,7 +138,8 @@ def init_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seed:
     params = init_params(model_cfg, x_BxD, seed)
     if on_weights is not None:
         on_weights(_flat(kernels(params)))
-    arrays = layer_arrays(tuple(model_cfg.hidden), model_cfg.act, params, x_BxD, y_B)  # numpy in: no staging program
+    arrays = layer_arrays(tuple(model_cfg.hidden), model_cfg.act, params, x_BxD, y_B,  # numpy in: no staging program
+                          classes=model_cfg.num_classes)
     return summarize(model_cfg, arrays, x_BxD)
 
 
@@ -154,16 +156,17 @@ def _stats_of_cells(cells: list[tuple[ModelConfig, int]], x_BxD, y_B,
         on_weights(_flat(k[0] for k in kernels(params[0])))
     act_I = np.asarray([acts.index(cfg.act) for cfg, _ in cells], np.int32)
     # To the host once: indexing device arrays per cell would compile a slicing program per shape.
-    out = jax.device_get(cells_layer_arrays(hidden, acts, act_I, params, x_BxD, y_B))
+    out = jax.device_get(cells_layer_arrays(hidden, acts, act_I, params, x_BxD, y_B, classes=cells[0][0].num_classes))
     return [summarize(cfg, jax.tree.map(lambda a, i=i: a[i], out), x_BxD) for i, (cfg, _) in enumerate(cells)]
 
 
 def grid_stats(
     hidden: tuple[int, ...], x_BxD: np.ndarray, y_B: np.ndarray, seed: int = 42,
-    inits=GRID_INITS, acts=GRID_ACTS,
+    inits=GRID_INITS, acts=GRID_ACTS, num_classes: int = 10,
 ) -> list[InitStats]:
     """Every (init, activation) cell, computed by one compiled program (plus the inits)."""
-    cells = [(ModelConfig(hidden=hidden, act=act, init=init, scale=scale), seed) for act in acts for init, scale in inits]
+    cells = [(ModelConfig(hidden=hidden, act=act, init=init, scale=scale, num_classes=num_classes), seed)
+             for act in acts for init, scale in inits]
     return _stats_of_cells(cells, x_BxD, y_B)
 
 
