@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from initopt.nn.model import kernels
+
 QUANTITIES = ("grad_norm", "update_ratio", "dist_from_init", "weight_var", "preact_var", "dead_fraction")
 DEAD_ACTIVATIONS = ("relu",)  # units of these are exactly zero for every non-positive input
 PROBE_SIZE = 1024
 DEFAULT_RECORDS = 4  # per epoch
-
-
-def kernels(params) -> list:
-    layers = params["params"]
-    return [layers[f"Dense_{i}"]["kernel"] for i in range(len(layers))]
 
 
 def record(params_before, params_after, grads, params0, probe_x_PxD, apply_fn, dead_units: bool) -> dict:

@@ -51,6 +51,12 @@ class MLP(nn.Module):
         return (x, preacts) if return_preacts else x
 
 
+def kernels(params) -> list:
+    """The Dense kernels in layer order (the instruments' and the statistics' layers)."""
+    layers = params["params"]
+    return [layers[f"Dense_{i}"]["kernel"] for i in range(len(layers))]
+
+
 def _apply_only_kernel(key, shape, dtype=jnp.float32):
     """The kernel initializer of a model for ``apply`` only. Flax still traces it at every apply, to
     check each kernel's shape (``jax.eval_shape``): zeros trace at once, where Flax's default

@@ -15,7 +15,7 @@ import optax
 from initopt.config import ModelConfig
 from initopt.nn.activations import ACTIVATIONS, second_moment
 from initopt.nn.initializers import weight_variances
-from initopt.nn.model import MLP, REFERENCE_HIDDEN, init_cells, init_params, make_model
+from initopt.nn.model import MLP, REFERENCE_HIDDEN, init_cells, init_params, kernels, make_model
 
 # The reference experiment's grid: (init, scale) x activation.
 GRID_INITS = (
@@ -29,11 +29,6 @@ GRID_INITS = (
 GRID_ACTS = ("identity", "tanh", "relu")
 REFERENCE_SEED = 42  # the reference's PRNGKey of model.init
 
-
-def kernels(params) -> list[jax.Array]:
-    """The Dense kernels in layer order."""
-    layers = params["params"]
-    return [layers[f"Dense_{i}"]["kernel"] for i in range(len(layers))]
 
 
 def _layer_arrays(model, params, x_BxD, y_B):
