@@ -270,11 +270,12 @@ def report(
     run_dirs: Annotated[Optional[list[Path]], typer.Argument(help="Run directories or folders holding them "
                                                                   "(default: OUT/train and OUT/tune).")] = None,
     out: OutOpt = Path("outputs"), as_json: JsonOpt = False,
+    html: Annotated[bool, option("--html", "Also one self-contained page of it all: report.html.")] = False,
 ):
     """One table (terminal, Markdown, CSV) and one figure of finished training runs."""
     from initopt.commands import report as cmd
 
-    result = cmd.run(run_dirs, out, figures)
+    result = cmd.run(run_dirs, out, figures, html)
     for sentence in result.pop("damaged"):
         err_console.print(f"[bold yellow]Warning:[/] left out of the report: {sentence}", highlight=False,
                           soft_wrap=True)

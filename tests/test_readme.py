@@ -71,6 +71,7 @@ QUICK: dict[str, tuple[str, tuple[str, ...]]] = {
     "initopt report": ("", ("outputs/report/report.md", "outputs/report/report.png")),
     "initopt report outputs/train/reference outputs/train/reference-seeds8": (
         "", ("outputs/report/report.csv", "outputs/report/report.json")),
+    "initopt report --html": ("", ("outputs/report/report.html",)),
     "initopt surface --kind pathological": ("", ("outputs/surface/pathological/trajectories.png",)),
     "initopt surface --kind steep": ("", ("outputs/surface/steep/metrics.json",)),
     "initopt surface --config outputs/surface/steep/config.json": ("", ("outputs/surface/steep/run.json",)),
