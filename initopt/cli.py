@@ -202,7 +202,7 @@ def init_stats(figures, overrides: dict, config_file: ConfigOpt = None, data_dir
 
 @command(keys="train.optimizers train.lr train.schedule train.warmup_epochs train.hyper train.epochs "
               "train.batch_size model.act train.instruments model.hidden train.seed train.seeds train.prng "
-              "data.dataset data.val_size")
+              "data.dataset data.val_size train.tensorboard")
 def train(
     figures, overrides: dict, config_file: ConfigOpt = None,
     init: Annotated[Optional[str], option("--init", "Kernel initializer (reference: kaiming), or a comma list to "
@@ -234,7 +234,8 @@ def train(
 
 
 @command(keys="train.optimizers tune.grid tune.seeds tune.final_seeds tune.target train.epochs train.schedule "
-              "train.warmup_epochs train.batch_size model.hidden train.seed data.dataset data.val_size")
+              "train.warmup_epochs train.batch_size model.hidden train.seed data.dataset data.val_size "
+              "train.tensorboard")
 def tune(figures, overrides: dict, config_file: ConfigOpt = None, name: NameOpt = None,
          overwrite: OverwriteOpt = False, quiet: QuietOpt = False, data_dir: DataDirOpt = None,
          out: OutOpt = Path("outputs"), as_json: JsonOpt = False):

@@ -86,6 +86,8 @@ class TrainConfig(_Section):
     prng: StrictStr = doc("legacy", "legacy reproduces the published numbers bit for bit; modern is JAX's default")
     inits: Annotated[tuple[StrictStr, ...], Field(min_length=2)] | None = doc(
         None, "Initializations compared by training on the same seeds, NAME or NAME:SCALE")
+    tensorboard: StrictBool = doc(False, "Also TensorBoard event files under each run directory: a TensorBoard run "
+                                         "per trial (needs tensorboardX)")
 
 
 class TuneConfig(_Section):

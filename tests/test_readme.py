@@ -72,6 +72,8 @@ QUICK: dict[str, tuple[str, tuple[str, ...]]] = {
     "initopt report outputs/train/reference outputs/train/reference-seeds8": (
         "", ("outputs/report/report.csv", "outputs/report/report.json")),
     "initopt report --html": ("", ("outputs/report/report.html",)),
+    "initopt train --optimizer sgd,adam --seeds 2 --epochs 3 --tensorboard": (
+        "", ("outputs/train/reference-epochs3-seeds2/adam/tensorboard/adam-seed43-lr0.001/events.out.tfevents.*",)),
     "initopt surface --kind pathological": ("", ("outputs/surface/pathological/trajectories.png",)),
     "initopt surface --kind steep": ("", ("outputs/surface/steep/metrics.json",)),
     "initopt surface --config outputs/surface/steep/config.json": ("", ("outputs/surface/steep/run.json",)),

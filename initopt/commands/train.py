@@ -27,6 +27,11 @@ def run(cfg: Config, group_dir: Path, data_dir: Path | None, figures, overwrite:
                          f"{label}, lr {metrics['lr']:g}")
             if metrics.get("instruments"):
                 figures.draw(Path(metrics["run_dir"]) / "instruments.png", "instruments_figure", metrics, label)
+    if cfg.train.tensorboard:
+        from initopt.output import tensorboard
+
+        for metrics in results.values():
+            tensorboard.write_run(Path(metrics["run_dir"]), metrics)
     io.write_json(group_dir / "config.json", sections(cfg, "model", "data", "train", "optimizer"))
     comp = experiment.comparison(results)
     if comp is not None:

@@ -41,6 +41,13 @@ def run(cfg: Config, tune_dir: Path, data_dir: Path | None, figures, overwrite: 
                           {**env.environment(), **jax_info}, overwrite, hooks)
     for builder, file in FIGURES:
         figures.draw(tune_dir / file, builder, result)
+    if cfg.train.tensorboard:  # every trial of the grids and final runs, with its HParams entry
+        from initopt.output import report, tensorboard
+
+        for run in report.load_runs(report.find_runs([tune_dir]))[0]:
+            m, run_dir = run["metrics"], Path(run["dir"])
+            tensorboard.write_run(run_dir, m, {"optimizer": m.get("optimizer"), "schedule": m.get("schedule"),
+                                               "phase": run_dir.name})
     figures.wait()
     io.write_json(tune_dir / "config.json", sections(cfg, "model", "data", "train", "tune", "optimizer"))
     io.write_json(tune_dir / "tune.json", result)  # last: its presence means the tuning is complete

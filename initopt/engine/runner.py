@@ -61,6 +61,7 @@ def resolved_config(cfg: Config, plan: trials_lib.Plan) -> dict:
     d["train"]["optimizers"] = [plan.optimizer.name]
     d["train"]["lr"] = plan.trials[0].lr if len({t.lr for t in plan.trials}) == 1 else None
     d["data"].pop("data_dir")  # where the files live does not change the run; their sha256 does
+    d["train"].pop("tensorboard")  # nor does writing its curves for TensorBoard too
     d["optimizer"] = {plan.optimizer.name: d["optimizer"].get(plan.optimizer.name, {})}
     d["plan"] = {
         "schedule": dataclasses.asdict(plan.schedule),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,18 @@ def set_writes_enabled(enabled: bool) -> None:
     """Multi-process runs: only process 0 writes; the others compute the same results silently."""
     global _WRITES_ENABLED
     _WRITES_ENABLED = enabled
+
+
+def writes_enabled() -> bool:
+    """False in a multi-process run's secondary processes (for writers outside this module)."""
+    return _WRITES_ENABLED
+
+
+def remove_tree(path: Path) -> Path:
+    """Deletes a folder of files another writer made (TensorBoard's events), if it exists."""
+    if _WRITES_ENABLED:
+        shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 def _write_atomic(path: Path, write) -> Path:

@@ -34,7 +34,7 @@ def group_name(config_file: Path | None, overrides: dict) -> str:
     """``reference`` or the config's stem, plus the options that changed it (``-lr0.01-epochs3``)."""
     name = config_file.stem if config_file else "reference"
     for key, value in overrides.items():
-        if value is None or key in ("train.optimizers",):
+        if value is None or key in ("train.optimizers", "train.tensorboard"):  # a run's outputs, not the run
             continue
         if isinstance(value, dict):
             value = "_".join(f"{k}{v}" for k, v in value.items())
