@@ -483,16 +483,20 @@ def parse_option(key: str, value: Any, what: str) -> Any:
     return None if value is None else OPTION_PARSERS.get(key, lambda v, _: v)(value, what)
 
 
+def _section(name: str) -> type[_Section]:
+    """The model class of a section (``"depth"`` -> :class:`DepthConfig`)."""
+    return Config.model_fields[name].annotation
+
+
 def field(key: str):
     """The pydantic field of ``section.key``."""
     section, name = key.split(".")
-    return type(getattr(Config(), section)).model_fields[name]
+    return _section(section).model_fields[name]
 
 
 def keys(names: str) -> list[str]:
     """``"model.act depth"`` -> ``["model.act", "depth.act", "depth.inits", ...]``: a section stands for its keys."""
-    sections = {n: type(getattr(Config(), n)).model_fields for n in names.split() if "." not in n}
-    return [k for n in names.split() for k in ([n] if "." in n else [f"{n}.{f}" for f in sections[n]])]
+    return [k for n in names.split() for k in ([n] if "." in n else [f"{n}.{f}" for f in _section(n).model_fields])]
 
 
 def _base(annotation):
@@ -509,7 +513,8 @@ def option_type(key: str) -> type:
 
 def describe(key: str) -> str:
     """What a key means, with its range (of a number) and default: its option's help."""
-    f, d = field(key), field(key).default
+    f = field(key)
+    d = f.default
     b = limits(f.annotation, f.metadata) if option_type(key) in (int, float) else {}
     notes = [f"{number(b['at_least'])} to {number(b['at_most'])}"] if {"at_least", "at_most"} <= b.keys() else [
         f"{word.replace('_', ' ')} {number(v)}" for word, v in b.items()]

@@ -80,18 +80,18 @@ class Dataset:
     source: str
     directory: str
     sha256: str
+    pixel_stats: tuple[float, float]  # training pixel mean and std (ddof=1), computed once (cached)
     num_classes: int = 10
-    pixel_stats: tuple[float, float] | None = None  # training pixel mean and std (ddof=1), once computed
     val_images: np.ndarray | None = None  # a .npz file's own validation split
     val_labels: np.ndarray | None = None
 
     @property
     def normalization(self) -> tuple[float, float]:
         """(mean, std) subtracted and divided after scaling to [0, 1] (uint8) or as given."""
-        return REFERENCE_NORMALIZATION if self.name == REFERENCE else self.pixel_stats or pixel_stats(self.train_images)
+        return REFERENCE_NORMALIZATION if self.name == REFERENCE else self.pixel_stats
 
     def summary(self) -> dict:
-        mean, std = self.pixel_stats or pixel_stats(self.train_images)
+        mean, std = self.pixel_stats
         return {
             "dataset": self.name,
             "source": self.source,
@@ -121,7 +121,7 @@ def dataset_sha256(arrays: list[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _check(arrays: dict, found: dict, directory: Path, source: Source) -> None:
+def _check(arrays: dict, found: dict, directory: Path) -> None:
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim < 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -250,10 +250,10 @@ def _load_dir(directory: Path, source: str, name: str) -> Dataset:
     cached = _read_array_cache(key)
     if cached is not None:
         arrays, meta = cached
-        _check(arrays, found, directory, spec)
+        _check(arrays, found, directory)
     else:
         arrays = spec.read(found)
-        _check(arrays, found, directory, spec)
+        _check(arrays, found, directory)
         meta = {"source_sha256": key, "shapes": {k: list(arrays[k].shape) for k in ARRAYS},
                 "sha256": dataset_sha256([arrays[k] for k in ARRAYS]),
                 "pixel_stats": list(pixel_stats(arrays["train_images"]))}

@@ -133,7 +133,7 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
     # Cells whose weights cannot differ (the activation unused by the initializer, the same seeds)
     # are built once: the grid's 18 cells are 8 initializations.
     specs = [(tuple(int(h) for h in c.hidden), c.act if uses_act(c.init) else "identity", canonical_name(c.init),
-              c.scale, int(getattr(c, "num_classes", 10)), seed_sets.index(tuple(s % 2**32 for s in seeds)))
+              c.scale, c.num_classes, seed_sets.index(tuple(s % 2**32 for s in seeds)))
              for c, seeds in cells]
     unique = list(dict.fromkeys(specs))
     # Cells of std * N(0, 1) rules with one architecture and seed set share one traced model.
