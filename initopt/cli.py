@@ -18,7 +18,8 @@ from rich.console import Console
 from initopt import config
 from initopt.output import tables
 
-app = typer.Typer(help="Experiments on weight initialization and optimizers for a deep MLP on Fashion-MNIST.",
+app = typer.Typer(help="Experiments on weight initialization and optimizers: a deep MLP on Fashion-MNIST, "
+                       "DeepOBS's CNNs, or your own network and data.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 out_console = Console()
 if not out_console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
@@ -32,7 +33,7 @@ def _choices(name: str, values: str) -> type[enum.Enum]:
 
 # The registries' names, spelled here so that --help imports no JAX (a test checks them).
 Init = _choices("Init", "constant normal equal_variance xavier xavier_normal kaiming kaiming_uniform lecun_normal "
-                        "orthogonal lsuv")
+                        "orthogonal lsuv truncated_normal default")
 Act = _choices("Act", "identity tanh relu leaky_relu gelu silu sigmoid")
 Prng = _choices("Prng", "legacy modern")
 Schedule = _choices("Schedule", "constant warmup_cosine onecycle step")
@@ -71,7 +72,7 @@ QuietOpt = Annotated[bool, option("--quiet", "No progress output.")]
 
 # A config key's option: named after the key ("depth.sigma_w2": --sigma-w2) but for these, typed and
 # documented by its field (description, range, default), read by config.OPTION_PARSERS where it is text.
-FLAGS = {"tune.grid": "--lr-grid", "depth.inits": "--init", "train.optimizers": "--optimizer",
+FLAGS = {"model.name": "--model", "model.args": "--model-arg", "tune.grid": "--lr-grid", "depth.inits": "--init", "train.optimizers": "--optimizer",
          "surface.optimizers": "--optimizer"}
 CHOICES = {"model.act": Act, "depth.act": Act, "model.init": Init, "train.prng": Prng, "train.schedule": Schedule,
            "surface.kind": Kind}
@@ -82,7 +83,7 @@ def flag(key: str) -> str:
 
 
 def _key_option(key: str) -> inspect.Parameter:
-    kind = list[str] if key == "train.hyper" else CHOICES.get(key, config.option_type(key))
+    kind = list[str] if key in ("train.hyper", "model.args") else CHOICES.get(key, config.option_type(key))
     return inspect.Parameter(key.replace(".", "__"), inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[Optional[kind], option(flag(key), config.describe(key))])
 
@@ -188,7 +189,7 @@ def data(figures, overrides: dict, data_dir: DataDirOpt = None, as_json: JsonOpt
     show("data", summary, as_json, None)
 
 
-@command("init-stats", keys="model.init model.act model.scale init_stats.grid model.hidden train.seed "
+@command("init-stats", keys="model.name model.args model.init model.act model.scale init_stats.grid model.hidden train.seed "
                              "init_stats.seeds train.prng data.dataset data.val_size")
 def init_stats(figures, overrides: dict, config_file: ConfigOpt = None, data_dir: DataDirOpt = None,
                out: OutOpt = Path("outputs"), as_json: JsonOpt = False):
@@ -200,7 +201,7 @@ def init_stats(figures, overrides: dict, config_file: ConfigOpt = None, data_dir
     show("init-stats", m, as_json, f"Wrote {m['run_dir']} ({seconds:.1f} s)")
 
 
-@command(keys="train.optimizers train.lr train.schedule train.warmup_epochs train.hyper train.epochs "
+@command(keys="model.name model.args train.optimizers train.lr train.schedule train.warmup_epochs train.hyper train.epochs "
               "train.batch_size model.act train.instruments model.hidden train.seed train.seeds train.prng "
               "data.dataset data.val_size train.tensorboard")
 def train(
@@ -210,7 +211,7 @@ def train(
     name: NameOpt = None, overwrite: OverwriteOpt = False, quiet: QuietOpt = False, data_dir: DataDirOpt = None,
     out: OutOpt = Path("outputs"), as_json: JsonOpt = False,
 ):
-    """Train the MLP with any optimizer; keep the best-validation checkpoint; report test accuracy."""
+    """Train a network (the MLP, 2c2d, 3c3d or yours) with any optimizer; keep the best-validation checkpoint; report test accuracy."""
     from initopt.commands import train as cmd
     from initopt.studies import experiment
 
@@ -233,7 +234,7 @@ def train(
         raise fail(error, code=3)
 
 
-@command(keys="train.optimizers tune.grid tune.seeds tune.final_seeds tune.target train.epochs train.schedule "
+@command(keys="model.name model.args model.init model.scale train.optimizers tune.grid tune.seeds tune.final_seeds tune.target train.epochs train.schedule "
               "train.warmup_epochs train.batch_size model.hidden train.seed data.dataset data.val_size "
               "train.tensorboard")
 def tune(figures, overrides: dict, config_file: ConfigOpt = None, name: NameOpt = None,
@@ -252,13 +253,14 @@ def tune(figures, overrides: dict, config_file: ConfigOpt = None, name: NameOpt 
         err_console.print(note, highlight=False)
 
 
-@command(keys="depth")
+@command(keys="depth model.name")
 def depth(figures, overrides: dict, name: NameOpt = None, config_file: ConfigOpt = None, data_dir: DataDirOpt = None,
           out: OutOpt = Path("outputs"), as_json: JsonOpt = False):
     """Deep-network theory measured: depth scales, signal propagation, Jacobian spectra, trainability, LSUV."""
     from initopt.commands import depth as cmd
 
     cfg = load(config_file, overrides)
+    cmd.check_model(cfg.model)
     primary = _primary()  # the phase grid's trials span every process's devices
     result = cmd.run(cfg.depth, data_dir, out, figures, name, on_depth=(
         lambda d: err_console.print(f"phase: depth {d} done", highlight=False)) if primary else None)

@@ -44,15 +44,20 @@ def doc(default: Any, description: str) -> Any:
 
 
 class ModelConfig(_Section):
+    name: StrictStr = doc("mlp", "mlp (the reference's), 2c2d or 3c3d (DeepOBS's), or your own: module:factory or "
+                                 "file.py:factory, where factory(num_classes, **args) returns a Flax linen Module")
+    args: dict[StrictStr, HyperValue] = doc({}, "Keyword arguments of your model's factory, key=value (repeatable)")
     hidden: Annotated[tuple[Count, ...], Field(min_length=1)] = doc(
         (512, 256, 256, 128), "Hidden sizes, e.g. 512,256,256,128 or DEPTHxWIDTH like 8x256")
     act: StrictStr = doc("relu", "Activation")
-    init: StrictStr = doc("kaiming", "Initializer of the kernels")
+    init: StrictStr = doc("kaiming", "Initializer of every kernel (default: keep the model's own)")
     scale: Float | None = doc(None, "constant: the value (0.005); normal: the std (0.01); orthogonal: the gain (1)")
     lsuv_tol: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = doc(
         0.1, "LSUV: stop when |Var - 1| is below this")
     lsuv_max_iter: Count = doc(10, "LSUV: at most this many rescalings per layer")
     num_classes: Count = doc(10, "Outputs of the last layer: set from the dataset's classes")
+    input_shape: Annotated[tuple[Count, ...], Field(min_length=1)] = doc((28, 28), "The shape of one sample: set "
+                                                                                   "from the dataset")
 
 
 class DataConfig(_Section):
@@ -261,6 +266,16 @@ def validate(cfg: Config, source: str = "the options") -> Config:
         raise ConfigError(f"Unknown activation {m.act!r} in {source}; choose one of {', '.join(ACTIVATIONS)}.")
     init = canonical_name(m.init)
     resolve_scale(init, m.scale)
+    model_name = m.name.strip()
+    if model_name.lower() in ("mlp", "2c2d", "3c3d"):
+        model_name = model_name.lower()
+    elif ":" not in model_name:
+        raise ConfigError(f"Unknown model {m.name!r} in {source}; choose mlp, 2c2d, 3c3d, or module:factory or "
+                          "file.py:factory of your own.")
+    if model_name != "mlp" and m.hidden != ModelConfig.model_fields["hidden"].default:
+        raise ConfigError(f"model.hidden is the MLP's sizes; model {model_name} has its own layers ({source}).")
+    if model_name == "mlp" and m.args:
+        raise ConfigError(f"model.args are a model factory's arguments; the MLP takes --hidden ({source}).")
     if t.prng not in PRNG_IMPLS:
         raise ConfigError(f"Unknown PRNG {t.prng!r} in {source}; choose legacy or modern.")
     schedule = canonical_name(t.schedule)
@@ -283,7 +298,7 @@ def validate(cfg: Config, source: str = "the options") -> Config:
     if t.inits is not None:
         parse_inits(",".join(t.inits))
     return cfg.model_copy(update={
-        "model": m.model_copy(update={"act": act, "init": init}),
+        "model": m.model_copy(update={"act": act, "init": init, "name": model_name}),
         "train": t.model_copy(update={"schedule": schedule, "optimizers": tuple(o.strip() for o in t.optimizers)}),
     })
 
@@ -470,6 +485,7 @@ OPTION_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "model.hidden": lambda text, what: list(parse_hidden(text)),
     "train.optimizers": parse_list, "surface.optimizers": parse_list, "depth.inits": parse_list,
     "train.hyper": lambda items, what: parse_hyper(items),
+    "model.args": lambda items, what: parse_hyper(items, what),
     "train.instruments": parse_instruments,
     "surface.start": parse_start,
     "depth.jacobian_depths": functools.partial(parse_values, integer=True),
@@ -532,8 +548,9 @@ def describe_hidden(hidden) -> str:
     return text if len(text) <= 60 else text[:40] + f",... ({len(hidden)} layers)"
 
 
-def parse_hyper(items: list[str] | None) -> dict[str, Any] | None:
-    """``["b1=0.95", "nesterov=true"]`` -> ``{"b1": 0.95, "nesterov": True}``."""
+def parse_hyper(items: list[str] | None, what: str = "--hyper") -> dict[str, Any] | None:
+    """``["b1=0.95", "nesterov=true"]`` -> ``{"b1": 0.95, "nesterov": True}``. A model's arguments
+    keep integers as integers (``--model-arg width=32``: a layer size)."""
     if not items:
         return None
     from initopt.optim.optimizer_specs import hyper_value
@@ -542,8 +559,8 @@ def parse_hyper(items: list[str] | None) -> dict[str, Any] | None:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ConfigError(f"--hyper takes key=value, not {item!r}.")
-        out[key.strip()] = hyper_value(value)
+            raise ConfigError(f"{what} takes key=value, not {item!r}.")
+        out[key.strip()] = int(value) if what == "--model-arg" and value.strip().lstrip("+-").isdigit() else hyper_value(value)
     return out
 
 

@@ -16,6 +16,13 @@ PHASE_DEFAULT = {"sigma_w2": "1:4:16", "depths": "5:60:12", "width": 128, "steps
 PHASE_QUICK = {"sigma_w2": "1:4:4", "depths": "3:12:3", "width": 32, "steps": 60, "batch": 32}
 
 
+def check_model(model) -> None:
+    """depth studies fully connected networks: its theory (and its networks) are theirs."""
+    if model.name != "mlp":
+        raise ConfigError(f"depth measures fully connected networks, whose theory it checks; model {model.name} is "
+                          "not one (use init-stats and train for it).")
+
+
 def phase_grid(cfg: DepthConfig) -> dict:
     return PHASE_QUICK if cfg.quick else PHASE_DEFAULT
 

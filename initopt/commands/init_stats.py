@@ -6,7 +6,7 @@ import functools
 import time
 from pathlib import Path
 
-from initopt.config import Config, describe_hidden
+from initopt.config import Config
 from initopt.errors import ConfigError
 from initopt.output import io, rundir
 
@@ -14,19 +14,26 @@ HISTOGRAMS = {"weights": ("weight", "C0"), "grads": ("gradient", "C1"), "acts": 
 
 
 def check(cfg: Config) -> None:
-    """What the statistics can be asked, checked before any work (the memory estimate included)."""
-    from initopt.engine import budget
-    from initopt.studies import stats
-
+    """What the statistics can be asked, checked before any work."""
     s = cfg.init_stats
     if s.grid and cfg.model.scale is not None:
         raise ConfigError("--grid uses the reference scales; drop --scale.")
     if s.grid and s.seeds > 1:
         raise ConfigError("--grid and --seeds do not combine; run --seeds per cell.")
+    if s.grid and cfg.model.name != "mlp":
+        raise ConfigError(f"--grid varies the MLP's activation; for model {cfg.model.name}, run init-stats per --init.")
+
+
+def check_memory(cfg: Config, batch: int) -> None:
+    """The memory estimate, from the network's shapes (once the dataset has set them)."""
+    from initopt.engine import budget
+    from initopt.nn import networks
+    from initopt.studies import experiment, stats
+
+    s = cfg.init_stats
     cells = len(stats.GRID_INITS) * len(stats.GRID_ACTS) if s.grid else s.seeds
-    budget.check(budget.init_stats_bytes(cfg.model.hidden, 1024, cells),
-                 f"init-stats with hidden sizes {describe_hidden(cfg.model.hidden)}"
-                 + (f" over {cells} cells" if cells > 1 else ""))
+    budget.check(budget.init_stats_bytes(networks.get(cfg.model), batch, cells),
+                 f"init-stats with {experiment.model_words(cfg.model)}" + (f" over {cells} cells" if cells > 1 else ""))
 
 
 def config_json(cfg: Config) -> dict:
@@ -39,6 +46,7 @@ def config_json(cfg: Config) -> dict:
 def run(cfg: Config, data_dir: Path | None, out: Path, figures) -> dict:
     """Computes the statistics in ``out/init-stats/<name>``; returns the metrics."""
     from initopt.commands import problem
+    from initopt.nn import networks
     from initopt.runtime import compiles, env
     from initopt.studies import stats
 
@@ -47,6 +55,7 @@ def run(cfg: Config, data_dir: Path | None, out: Path, figures) -> dict:
     start_mark = compiles.mark()
     jax_info = env.setup_jax(cfg.train.prng)
     cfg, ds, _, (x, y) = problem.load(cfg, data_dir, splits=False)
+    check_memory(cfg, len(x))
     m, seed, prng, n_seeds = cfg.model, cfg.train.seed, cfg.train.prng, cfg.init_stats.seeds
     if cfg.init_stats.grid:
         name = stats.run_name("grid", None, "", m.hidden, prng, seed)
@@ -64,7 +73,7 @@ def run(cfg: Config, data_dir: Path | None, out: Path, figures) -> dict:
             metrics = {"cells": cells, "dataset_sha256": ds.sha256, "prng": prng, "seed": seed}
         else:
             title = m.init + (f" {m.scale:g}" if m.scale is not None else "") + f", {m.act}"
-            layers = stats.layer_names(len(m.hidden) + 1)
+            layers = stats.network_layer_names(networks.get(m))
 
             def histogram(key: str, arrays: list) -> None:
                 what, color = HISTOGRAMS[key]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from initopt.config import Config, describe_hidden, sections
+from initopt.config import Config, sections
 from initopt.output import io
 
 FIGURES = (("lr_sensitivity", "lr_sensitivity.png"), ("budget_curves", "budget.png"), ("final_results", "final.png"))
@@ -25,17 +25,18 @@ def run(cfg: Config, tune_dir: Path, data_dir: Path | None, figures, overwrite: 
     """Tunes in ``tune_dir``; ``tune.json`` is written last. Returns the result."""
     from initopt.commands import problem
     from initopt.engine import budget
+    from initopt.nn import networks
     from initopt.runtime import env
+    from initopt.studies import experiment
     from initopt.studies import tune as tune_lib
 
     per_optimizer = grids(cfg)
     jax_info = env.setup_jax(cfg.train.prng)
     cfg, ds, splits, (x_example, _) = problem.load(cfg, data_dir)
     biggest = max(len(g) for g in per_optimizer.values()) * cfg.tune.seeds
-    budget.check(budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, biggest, len(splits.train_y),
-                                    max(len(splits.val_y), len(splits.test_y)), cfg.train.epochs, cfg.tune.seeds,
-                                    splits.train_x.shape[1], splits.num_classes),
-                 f"Tuning {biggest} trials of hidden sizes {describe_hidden(cfg.model.hidden)}")
+    budget.check(budget.train_bytes(networks.get(cfg.model), cfg.train.batch_size, biggest, len(splits.train_y),
+                                    max(len(splits.val_y), len(splits.test_y)), cfg.train.epochs, cfg.tune.seeds),
+                 f"Tuning {biggest} trials of {experiment.model_words(cfg.model)}")
     io.remove_files(tune_dir, "tune.json")  # from here on, an old result must not look complete
     result = tune_lib.run(cfg, list(per_optimizer), per_optimizer, tune_dir, splits, x_example,
                           {**env.environment(), **jax_info}, overwrite, hooks)

@@ -1,6 +1,6 @@
 """Per-layer instruments recorded inside the compiled epoch: what the layers do during training.
 
-Every record, per trial and per Dense layer (kernels only):
+Every record, per trial and per kernel layer (each Dense and Conv kernel, named by its module path):
 - ``grad_norm``: the Frobenius norm of the step's kernel gradient;
 - ``update_ratio``: ``log10(std(update) / std(W))``, the update of that step against the
   weights before it (CS231n's rule of thumb: about -3);
@@ -8,15 +8,14 @@ Every record, per trial and per Dense layer (kernels only):
 - ``weight_var``: ``Var(W)``;
 - ``preact_var``: the variance of the layer's pre-activations on a fixed probe batch
   (the first 1024 validation images);
-- ``dead_fraction``: for relu, the fraction of the layer's units that are zero on every
-  probe image (NaN for other activations; the logits have no activation, so NaN there).
+- ``dead_fraction``: for relu, the fraction of the layer's units (a Conv's: each position and
+  channel) that are zero on every probe image (NaN for other activations and for a user's model,
+  whose activations are its own; the logits have no activation, so NaN there).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
-
-from initopt.nn.model import kernels
 
 QUANTITIES = ("grad_norm", "update_ratio", "dist_from_init", "weight_var", "preact_var", "dead_fraction")
 DEAD_ACTIVATIONS = ("relu",)  # units of these are exactly zero for every non-positive input
@@ -24,10 +23,12 @@ PROBE_SIZE = 1024
 DEFAULT_RECORDS = 4  # per epoch
 
 
-def record(params_before, params_after, grads, params0, probe_x_PxD, apply_fn, dead_units: bool) -> dict:
-    """The instruments of one step (arrays of shape ``(layers,)``)."""
+def record(params_before, params_after, grads, params0, probe_x_PxD, net, dead_units: bool) -> dict:
+    """The instruments of one step (arrays of shape ``(layers,)``); ``net``: the
+    :class:`initopt.nn.networks.Network`."""
+    kernels = net.kernels
     w_before, w_after = kernels(params_before), kernels(params_after)
-    _, preacts = apply_fn(params_after, probe_x_PxD, return_preacts=True)
+    _, preacts = net.preacts(params_after, probe_x_PxD)
     n = len(w_after)
 
     def dead(i, z):

@@ -25,6 +25,7 @@ from initopt.engine import train
 from initopt.engine import trials as trials_lib
 from initopt.engine.intervals import mean_ci95
 from initopt.errors import InitoptError
+from initopt.nn import networks
 from initopt.optim import optimizer_specs
 from initopt.optim.hyperparams import LEARNING_RATE
 from initopt.optim.schedules import ScheduleSpec
@@ -154,7 +155,7 @@ def metrics_of(plan: trials_lib.Plan, progress: train.Progress, test_accs: list[
     }
     if plan.instruments:
         metrics["instruments"] = {"steps": h.instrument_steps, "records_per_epoch": plan.instruments,
-                                  "layers": [f"Dense_{i}" for i in range(len(plan.model.hidden) + 1)],
+                                  "layers": networks.get(plan.model).kernel_names,
                                   **h.instruments}
     if plan.n_trials == 1:
         (only,) = trials

@@ -2,7 +2,10 @@
 
 The training split lives on the device; an epoch is one call that gathers each
 trial's batches from precomputed indices (``lax.scan``), so there is no per-step
-Python work. Every array of the state has a leading trial axis ``T``; a run of
+Python work. A convolutional network is the exception: XLA:CPU runs a convolution
+inside a loop about 20 times slower than outside one, so its epoch is a Python loop
+over programs of :data:`STEPS_PER_CALL` unrolled steps (faster than a program per
+step: ``benchmarks/cnn_speed.py``), with the same steps, records and metrics. Every array of the state has a leading trial axis ``T``; a run of
 one trial runs the unbatched kernel (the same numbers as a lone model), more
 trials run it vmapped. One set of rules for every ``T``: a trial whose loss or
 parameters turn non-finite is marked diverged at that epoch and keeps its
@@ -23,7 +26,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from initopt import data as data_lib
-from initopt.engine import instruments
+from initopt.engine import budget, instruments
 from initopt.engine import trials as trials_lib
 from initopt.engine.trials import Plan
 from initopt.runtime import compiles
@@ -46,6 +49,20 @@ def _finite(loss_S, params):
     return jnp.isfinite(loss_S).all() & jnp.all(jnp.array([jnp.isfinite(p).all() for p in jax.tree.leaves(params)]))
 
 
+def _lr(state):
+    return getattr(state.opt_state, "learning_rate", jnp.float32(jnp.nan))
+
+
+def _recorded_step(state, train_x_NxD, train_y_N, idx_B, params0, probe_x_PxD, dead_units: bool):
+    """One update followed by the instruments' record of it."""
+    grad_fn = jax.value_and_grad(loss_and_accuracy, has_aux=True)
+    (loss, acc), grads = grad_fn(state.params, state.apply_fn, train_x_NxD[idx_B], train_y_N[idx_B])
+    before = state.params
+    state = state.apply_gradients(grads=grads)
+    rec = instruments.record(before, state.params, grads, params0, probe_x_PxD, state.apply_fn, dead_units)
+    return state, (loss, acc, rec)
+
+
 def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB, params0=None, probe_x_PxD=None,
                  n_records: int = 0, dead_units: bool = False):
     """All ``S`` steps of one trial's epoch; batch ``s`` is ``train[order[s]]``. Metrics are batch means.
@@ -58,7 +75,7 @@ def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB, params0=N
     def step(state, idx_B):
         return train_step(state, train_x_NxD[idx_B], train_y_N[idx_B])
 
-    lr = lambda st: getattr(st.opt_state, "learning_rate", jnp.float32(jnp.nan))  # noqa: E731
+    lr = _lr
     n_steps = order_SxB.shape[0]
     n_records, block = instruments.blocks(n_steps, n_records)
     if n_records == 0:
@@ -70,12 +87,8 @@ def epoch_kernel(state: TrainState, train_x_NxD, train_y_N, order_SxB, params0=N
 
     def recorded_block(state, idx_KxB):
         state, (loss_K, acc_K) = jax.lax.scan(step, state, idx_KxB[:-1])
-        grad_fn = jax.value_and_grad(loss_and_accuracy, has_aux=True)
-        idx_B = idx_KxB[-1]
-        (loss, acc), grads = grad_fn(state.params, state.apply_fn, train_x_NxD[idx_B], train_y_N[idx_B])
-        before = state.params
-        state = state.apply_gradients(grads=grads)
-        rec = instruments.record(before, state.params, grads, params0, probe_x_PxD, state.apply_fn, dead_units)
+        state, (loss, acc, rec) = _recorded_step(state, train_x_NxD, train_y_N, idx_KxB[-1], params0, probe_x_PxD,
+                                                 dead_units)
         return state, (jnp.concatenate([loss_K, loss[None]]), jnp.concatenate([acc_K, acc[None]]), rec)
 
     state, (loss_RxK, acc_RxK, records) = jax.lax.scan(recorded_block, state, blocks_RxKxB)
@@ -116,10 +129,116 @@ def train_epoch(state_T: TrainState, train_x_NxD, train_y_N, order_TxSxB, params
                                                              params0_T, probe_x_PxD)
 
 
+STEPS_PER_CALL = 4  # a convolutional network's unrolled steps per program (4 and 10 measured the same)
+
+
+def steps_kernel(state: TrainState, train_x_NxD, train_y_N, order_KxB):
+    """``K`` steps unrolled (no loop in the program), with their batch metrics and the last rate."""
+    losses, accs = [], []
+    for idx_B in order_KxB:
+        state, (loss, acc) = train_step(state, train_x_NxD[idx_B], train_y_N[idx_B])
+        losses.append(loss)
+        accs.append(acc)
+    return state, {"loss": jnp.stack(losses), "acc": jnp.stack(accs), "lr": _lr(state)}
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def train_steps(state_T: TrainState, train_x_NxD, train_y_N, order_TxKxB):
+    return over_trials(steps_kernel, (0, None, None, 0))(state_T, train_x_NxD, train_y_N, order_TxKxB)
+
+
+@functools.partial(jax.jit, donate_argnums=0, static_argnames="dead_units")
+def train_recorded_step(state_T: TrainState, train_x_NxD, train_y_N, order_TxB, params0_T, probe_x_PxD,
+                        dead_units: bool):
+    def kernel(state, x, y, idx_B, params0, probe):
+        state, (loss, acc, rec) = _recorded_step(state, x, y, idx_B, params0, probe, dead_units)
+        return state, {"loss": loss[None], "acc": acc[None], "lr": _lr(state), "instruments": rec}
+
+    return over_trials(kernel, (0, None, None, 0, 0, None))(state_T, train_x_NxD, train_y_N, order_TxB, params0_T,
+                                                            probe_x_PxD)
+
+
+@jax.jit
+def all_finite(params_T):
+    """Per trial: whether every parameter is finite."""
+    leaves = [jnp.isfinite(p).reshape(p.shape[0], -1).all(axis=1) for p in jax.tree.leaves(params_T)]
+    return jnp.stack(leaves).all(axis=0)
+
+
+@jax.jit
+def _take(tree_T, t):
+    """Trial ``t`` of a stacked tree, keeping a trial axis of 1 (one program for every ``t``)."""
+    return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=True), tree_T)
+
+
+@jax.jit
+def _concatenate(trees):
+    return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *trees)
+
+
+def stepped_epoch(state_T: TrainState, train_x, train_y, order_TxSxB: np.ndarray, mesh, params0_T=None, probe=None,
+                  n_records: int = 0, dead_units: bool = False):
+    """:func:`train_epoch`'s steps, records and metrics for a convolutional network: programs of
+    :data:`STEPS_PER_CALL` unrolled steps, single steps to reach each recorded step, which runs
+    with its record. ``order_TxSxB``: host positions, placed per call (slicing a device array
+    would compile a program per offset). On one device the trials train one after another: a
+    vmapped convolution (a grouped one for XLA) ran 3.5 times slower per trial than a lone one."""
+    n_trials = order_TxSxB.shape[0]
+    if n_trials > 1 and mesh.devices.size == 1:
+        parts = [stepped_epoch(_take(state_T, t), train_x, train_y, order_TxSxB[t:t + 1], mesh,
+                               None if params0_T is None else _take(params0_T, t), probe, n_records, dead_units)
+                 for t in range(n_trials)]
+        state_T = _concatenate([p[0] for p in parts])
+        return state_T, jax.tree.map(lambda *leaves: np.concatenate(leaves), *[p[1] for p in parts])
+    n_steps = order_TxSxB.shape[1]
+    n_rec, block = instruments.blocks(n_steps, n_records)
+    recorded = [block * (r + 1) - 1 for r in range(n_rec)]  # 0-based steps
+    outs, records, s = [], [], 0
+    for stop in [*recorded, n_steps]:
+        while s < stop:
+            k = STEPS_PER_CALL if stop - s >= STEPS_PER_CALL else 1
+            state_T, out = train_steps(state_T, train_x, train_y, trials_lib.shard_trials(order_TxSxB[:, s:s + k], mesh))
+            outs.append(out)
+            s += k
+        if s < n_steps:  # the recorded step
+            state_T, out = train_recorded_step(state_T, train_x, train_y, trials_lib.shard_trials(order_TxSxB[:, s], mesh),
+                                               params0_T, probe, dead_units=dead_units)
+            records.append(out.pop("instruments"))
+            outs.append(out)
+            s += 1
+    outs, records, finite = trials_lib.to_host((outs, records, all_finite(state_T.params)))
+    loss_TxS = np.concatenate([o["loss"] for o in outs], axis=1)
+    acc_TxS = np.concatenate([o["acc"] for o in outs], axis=1)
+    metrics = {"loss": loss_TxS.mean(1), "acc": acc_TxS.mean(1), "finite": finite & np.isfinite(loss_TxS).all(1),
+               "lr": outs[-1]["lr"]}
+    if n_rec:
+        metrics["instruments"] = {q: np.stack([r[q] for r in records], axis=1) for q in records[0]}
+    return state_T, metrics
+
+
 @functools.partial(jax.jit, static_argnames="apply_fn")
 def evaluate(params_T, apply_fn, x_NxD, y_N):
     """Per-trial accuracy and loss on a split."""
     return over_trials(eval_kernel, (0, None, None, None))(params_T, apply_fn, x_NxD, y_N)
+
+
+class Evaluator:
+    """A split on the devices, evaluated per trial: in one program, or for a convolutional network
+    in chunks of ``budget.EVAL_CHUNK`` (a whole split's feature maps would take gigabytes)."""
+
+    def __init__(self, net, x_NxD: np.ndarray, y_N: np.ndarray, mesh):
+        size = budget.EVAL_CHUNK if net.convolutional else max(len(y_N), 1)
+        self.chunks = [(trials_lib.replicate(x_NxD[i:i + size], mesh), trials_lib.replicate(y_N[i:i + size], mesh),
+                        len(y_N[i:i + size])) for i in range(0, len(y_N), size)]
+
+    def __call__(self, params_T, net):
+        """Per trial ``{"loss", "acc"}``: device arrays for one chunk, else host means weighted by size."""
+        if len(self.chunks) == 1:
+            x, y, _ = self.chunks[0]
+            return evaluate(params_T, net, x, y)
+        outs = trials_lib.to_host([evaluate(params_T, net, x, y) for x, y, _ in self.chunks])
+        n = np.asarray([c[2] for c in self.chunks], np.float64)[:, None]
+        return {k: (np.stack([o[k] for o in outs]) * n).sum(0) / n.sum() for k in ("loss", "acc")}
 
 
 @jax.jit
@@ -190,7 +309,8 @@ def fit(plan: Plan, splits: data_lib.Splits, progress: Progress,
     mesh = trials_lib.trial_mesh(n_trials)
     # Host (numpy) values go to the mesh: identical on every process, as multi-process runs need.
     train_x, train_y = trials_lib.replicate(splits.train_x, mesh), trials_lib.replicate(splits.train_y, mesh)
-    val_x, val_y = trials_lib.replicate(splits.val_x, mesh), trials_lib.replicate(splits.val_y, mesh)
+    net = progress.state.apply_fn
+    validation = Evaluator(net, splits.val_x, splits.val_y, mesh)
     state = trials_lib.shard_trials(trials_lib.to_host(progress.state), mesh)
     best = trials_lib.shard_trials(trials_lib.to_host(progress.best_params), mesh)
     h = progress.history
@@ -202,10 +322,15 @@ def fit(plan: Plan, splits: data_lib.Splits, progress: Progress,
     start_mark = compiles.mark()
     for epoch in range(progress.epoch, plan.epochs):
         start, compiled_before = time.perf_counter(), compiles.since(start_mark)["seconds"]
-        order_TxSxB = trials_lib.shard_trials(np.stack([orders[t.seed][epoch] for t in plan.trials]), mesh)
-        state, metrics = train_epoch(state, train_x, train_y, order_TxSxB, params0, probe, n_records=n_records,
-                                     dead_units=plan.model.act in instruments.DEAD_ACTIVATIONS)
-        val = evaluate(state.params, state.apply_fn, val_x, val_y)
+        order_TxSxB = np.stack([orders[t.seed][epoch] for t in plan.trials])
+        dead_units = net.builtin and plan.model.act in instruments.DEAD_ACTIVATIONS
+        if net.convolutional:
+            state, metrics = stepped_epoch(state, train_x, train_y, order_TxSxB, mesh, params0, probe, n_records,
+                                           dead_units)
+        else:
+            state, metrics = train_epoch(state, train_x, train_y, trials_lib.shard_trials(order_TxSxB, mesh), params0,
+                                         probe, n_records=n_records, dead_units=dead_units)
+        val = validation(state.params, net)
         metrics, val = trials_lib.to_host((metrics, val))
         progress.compile_seconds = compiles.since(start_mark)["seconds"]
         h.epoch_seconds.append(time.perf_counter() - start - (progress.compile_seconds - compiled_before))
@@ -243,7 +368,7 @@ def fit(plan: Plan, splits: data_lib.Splits, progress: Progress,
 def test_accuracies(progress: Progress, splits: data_lib.Splits) -> list[float | None]:
     """Per trial: test accuracy of its best-validation parameters (None if no epoch of it ended finite)."""
     mesh = trials_lib.trial_mesh(len(progress.history.best_epoch))
-    out = evaluate(progress.best_params, progress.state.apply_fn,
-                   trials_lib.replicate(splits.test_x, mesh), trials_lib.replicate(splits.test_y, mesh))
+    net = progress.state.apply_fn
+    out = Evaluator(net, splits.test_x, splits.test_y, mesh)(progress.best_params, net)
     accs = np.asarray(trials_lib.to_host(out["acc"]))
     return [float(a) if progress.history.best_epoch[t] is not None else None for t, a in enumerate(accs)]

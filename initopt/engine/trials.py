@@ -24,7 +24,7 @@ from jax.sharding import PartitionSpec as P
 
 from initopt.config import ModelConfig
 from initopt import data as data_lib
-from initopt.nn.model import apply_fn, init_cells
+from initopt.nn import networks
 from initopt.optim import hyperparams as hp_lib
 from initopt.optim.optimizer_specs import OptimizerSpec
 from initopt.optim.schedules import ScheduleSpec, optax_schedule
@@ -87,13 +87,12 @@ def initial_state(plan: Plan, x_example: np.ndarray, params_T=None) -> TrainStat
     """Stacked parameters (``model.init(PRNGKey(seed), example)`` per trial, unless ``params_T``
     gives them, e.g. one initialization scale per trial) and optimizer states."""
     if params_T is None:
-        (params_T,) = init_cells([(plan.model, [t.seed for t in plan.trials])], x_example)
+        (params_T,) = networks.init_cells([(plan.model, [t.seed for t in plan.trials])], x_example)
     keys = sorted(plan.trials[0].values)
     hp_T = {k: np.asarray([t.values[k] for t in plan.trials], np.float32) for k in keys}
     tx = transformation(plan.optimizer, plan.static, plan.schedule)
     opt_state_T = _init_opt_states(tx, params_T, hp_T)
-    apply = apply_fn(tuple(plan.model.hidden), plan.model.act, plan.model.num_classes)
-    return TrainState(step=jnp.zeros(plan.n_trials, jnp.int32), apply_fn=apply, params=params_T, tx=tx,
+    return TrainState(step=jnp.zeros(plan.n_trials, jnp.int32), apply_fn=networks.get(plan.model), params=params_T, tx=tx,
                       opt_state=opt_state_T)
 
 

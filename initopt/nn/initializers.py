@@ -1,6 +1,8 @@
 """Kernel initializers with the ``(key, shape, dtype)`` contract, and a name registry.
 
-``fan_in = shape[0]``, ``fan_out = shape[1]`` (Flax's Dense kernel layout). Each
+The fans of a kernel are Flax's (:func:`fans`): for a Dense kernel ``(in, out)`` they are
+``in`` and ``out``; for a Conv kernel ``(h, w, in, out)``, the receptive field times the channels
+(``h * w * in`` and ``h * w * out``). Each
 registry entry builds the initializer of one layer from its position, the
 activation and an optional scale, and states the weight variance its rule
 implies, which :mod:`initopt.studies.stats` turns into a predicted activation variance.
@@ -20,6 +22,15 @@ from initopt.errors import ConfigError
 from initopt.nn.activations import kaiming_gain2
 
 InitFn = Callable[..., jax.Array]
+TRUNCATED_NORMAL_VAR = 0.7737413  # Var of N(0, 1) truncated to [-2, 2] (TF's truncated_normal_initializer)
+
+
+def fans(shape) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a kernel: ``(shape[0], shape[1])`` for a Dense one; for a Conv
+    kernel ``(*window, in, out)``, each channel count times the receptive field (as Flax's
+    ``variance_scaling`` and PyTorch count them)."""
+    receptive = math.prod(shape[:-2])
+    return receptive * shape[-2], receptive * shape[-1]
 
 
 def constant(c: float) -> InitFn:
@@ -46,7 +57,7 @@ def xavier_uniform() -> InitFn:
     """Glorot: ``U[-b, b]``, ``b = sqrt(6) / sqrt(fan_in + fan_out)`` (variance ``2 / (fan_in + fan_out)``)."""
 
     def init(key, shape, dtype=jnp.float32):
-        bound = math.sqrt(6) / math.sqrt(shape[0] + shape[1])
+        bound = math.sqrt(6) / math.sqrt(sum(fans(shape)))
         return jax.random.uniform(key, shape, dtype, minval=-bound, maxval=bound)
 
     return init
@@ -56,7 +67,7 @@ def kaiming_uniform(gain2: float, first_layer: bool) -> InitFn:
     """He uniform: ``U[-b, b]``, ``b = sqrt(3 gain^2 / fan_in)`` (gain 1 on the first layer)."""
 
     def init(key, shape, dtype=jnp.float32):
-        bound = math.sqrt(3 * (1.0 if first_layer else gain2) / shape[0])
+        bound = math.sqrt(3 * (1.0 if first_layer else gain2) / fans(shape)[0])
         return jax.random.uniform(key, shape, dtype, minval=-bound, maxval=bound)
 
     return init
@@ -84,9 +95,19 @@ class InitSpec:
             return self.build(layer, act, scale)
 
         def init(key, shape, dtype=jnp.float32):
-            return scaled_normal(self.std(shape[0], shape[1], layer, act, scale))(key, shape, dtype)
+            return scaled_normal(self.std(*fans(shape), layer, act, scale))(key, shape, dtype)
 
         return init
+
+
+def truncated_normal(std: float) -> InitFn:
+    """TF's ``truncated_normal_initializer(stddev=std)``, DeepOBS's: ``std * N(0, 1)`` redrawn
+    outside two standard deviations."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return std * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+
+    return init
 
 
 def uses_act(init: str) -> bool:
@@ -139,8 +160,17 @@ INITIALIZERS: dict[str, InitSpec] = {
     "lsuv": InitSpec(
         lambda layer, act, s: jax.nn.initializers.orthogonal(scale=1.0), lambda *a: None
     ),
+    # DeepOBS's 2c2d (0.05) and fmnist_mlp (0.03): N(0, s^2) truncated at 2s.
+    "truncated_normal": InitSpec(
+        lambda layer, act, s: truncated_normal(s), lambda fi, fo, layer, a, s: TRUNCATED_NORMAL_VAR * s**2, 0.05,
+        "the standard deviation before truncation at two of them",
+    ),
+    # Every kernel keeps its module's own initializer: a user's model's, DeepOBS's for 2c2d and 3c3d,
+    # Flax's Dense default (LeCun normal) for the MLP. No variance rule: it is not known here.
+    "default": InitSpec(lambda layer, act, s: jax.nn.initializers.lecun_normal(), lambda *a: None),
 }
 DATA_DEPENDENT = ("lsuv",)
+OWN = "default"  # the initializer name that keeps a module's own kernels
 
 
 def canonical_name(name: str) -> str:
@@ -170,20 +200,26 @@ def layer_initializers(init: str, act: str, n_layers: int, scale: float | None =
     return tuple(INITIALIZERS[name].initializer(i, act, scale) for i in range(n_layers))
 
 
-def _per_layer(init: str, act: str, sizes: list[int], scale: float | None, quantity: str) -> list:
-    """``InitSpec.<quantity>(fan_in, fan_out, layer, act, scale)`` for each layer of ``sizes``, with the
-    rule's default scale (normal's 0.01) where none is given."""
+def _per_layer(init: str, act: str, fan_pairs, scale: float | None, quantity: str) -> list:
+    """``InitSpec.<quantity>(fan_in, fan_out, layer, act, scale)`` for each layer's ``(fan_in,
+    fan_out)``, with the rule's default scale (normal's 0.01) where none is given."""
     name = canonical_name(init)
     scale = resolve_scale(name, scale)
     rule = getattr(INITIALIZERS[name], quantity)
-    return [rule(fi, fo, i, act, scale) for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    return [rule(fi, fo, i, act, scale) for i, (fi, fo) in enumerate(fan_pairs)]
 
 
 def weight_variances(init: str, act: str, sizes: list[int], scale: float | None = None) -> list[float | None]:
-    """The weight variance per layer that the rule implies (None where no theory applies)."""
-    return _per_layer(init, act, sizes, scale, "weight_var")
+    """The weight variance per layer of an MLP of ``sizes`` that the rule implies (None where no
+    theory applies)."""
+    return kernel_variances(init, act, list(zip(sizes[:-1], sizes[1:])), scale)
+
+
+def kernel_variances(init: str, act: str, shapes, scale: float | None = None) -> list[float | None]:
+    """The weight variance the rule implies for kernels of these shapes, in layer order."""
+    return _per_layer(init, act, [fans(s) for s in shapes], scale, "weight_var")
 
 
 def layer_stds(init: str, act: str, sizes: list[int], scale: float | None = None) -> list[float]:
     """The std per layer of a rule that draws ``std * N(0, 1)`` (``InitSpec.std``)."""
-    return _per_layer(init, act, sizes, scale, "std")
+    return _per_layer(init, act, list(zip(sizes[:-1], sizes[1:])), scale, "std")

@@ -38,23 +38,15 @@ class MLP(nn.Module):
     kernel_inits: Sequence[Callable] | None = None  # one per Dense layer
 
     @nn.compact
-    def __call__(self, x_BxD, return_preacts: bool = False):
-        preacts = []
+    def __call__(self, x_BxD):
         x = x_BxD.reshape(x_BxD.shape[0], -1)
         sizes = (*self.hidden, self.num_classes)
         for i, features in enumerate(sizes):
             kernel_init = self.kernel_inits[i] if self.kernel_inits else _apply_only_kernel
             x = nn.Dense(features, kernel_init=kernel_init)(x)
-            preacts.append(x)
             if i < len(self.hidden):
                 x = self.act(x)
-        return (x, preacts) if return_preacts else x
-
-
-def kernels(params) -> list:
-    """The Dense kernels in layer order (the instruments' and the statistics' layers)."""
-    layers = params["params"]
-    return [layers[f"Dense_{i}"]["kernel"] for i in range(len(layers))]
+        return x
 
 
 def _apply_only_kernel(key, shape, dtype=jnp.float32):

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
-import importlib.util
 import inspect
 import math
-import sys
-from pathlib import Path
 from typing import Any, Callable
 
 import optax
 
 from initopt.errors import ConfigError
 from initopt.optim import optimizers
+from initopt.runtime import user_code
 
 OPTAX_PREFIX = "optax:"
 # Reference learning rates for optax aliases that differ from the adaptive methods' 1e-3.
@@ -93,37 +90,6 @@ def _signature(factory, where: str) -> tuple[tuple[tuple[str, Any], ...], bool]:
     return defaults, open_kwargs
 
 
-def _load_user_factory(text: str) -> Callable:
-    target, _, attr = text.rpartition(":")
-    if not target or not attr:
-        raise ConfigError(f"Optimizer {text!r} must be a built-in name, optax:NAME, module:factory or file.py:factory.")
-    if target.endswith(".py"):
-        path = Path(target).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"Optimizer file {path} does not exist.")
-        module_name = f"initopt_user_{abs(hash(str(path.resolve())))}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception as e:  # the user's code: any error is theirs to see in one sentence
-            raise ConfigError(f"Importing {path} failed: {type(e).__name__}: {e}.") from None
-        sys.modules[module_name] = module
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ModuleNotFoundError as e:
-            raise ConfigError(f"Optimizer module {target!r} cannot be imported ({e}).") from None
-        except Exception as e:
-            raise ConfigError(f"Importing {target} failed: {type(e).__name__}: {e}.") from None
-    factory = getattr(module, attr, None)
-    if factory is None:
-        raise ConfigError(f"{target} has no {attr!r}.")
-    if not callable(factory):
-        raise ConfigError(f"{text} is not a function that builds an optimizer.")
-    return factory
-
-
 @functools.lru_cache(maxsize=None)
 def resolve(name: str) -> OptimizerSpec:
     """The spec of an optimizer name (cached: one factory object per name and process)."""
@@ -142,7 +108,7 @@ def resolve(name: str) -> OptimizerSpec:
         reference = OPTAX_REFERENCE_LR.get(alias, ADAPTIVE_REFERENCE_LR)
         spec = OptimizerSpec(OPTAX_PREFIX + alias, factory, reference, defaults, open_kwargs)
     elif ":" in text:
-        factory = _load_user_factory(text)
+        factory = user_code.load_factory(text)
         defaults, open_kwargs = _signature(factory, text)
         spec = OptimizerSpec(text, factory, None, defaults, open_kwargs)
     else:

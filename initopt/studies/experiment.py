@@ -13,6 +13,7 @@ from initopt.config import Config, describe_hidden, init_label
 from initopt.data import Splits
 from initopt.engine import budget, runner
 from initopt.engine.intervals import paired_comparisons
+from initopt.nn import networks
 from initopt.optim import optimizer_specs
 
 MAX_NAME = 120
@@ -30,6 +31,11 @@ def run_dir_name(optimizer: str) -> str:
     return _slug(optimizer)
 
 
+def model_words(m) -> str:
+    """The network in a sentence: ``hidden sizes 512,256`` for the MLP, else ``model 2c2d``."""
+    return f"hidden sizes {describe_hidden(m.hidden)}" if m.name == "mlp" else f"model {m.name}"
+
+
 def group_name(config_file: Path | None, overrides: dict) -> str:
     """``reference`` or the config's stem, plus the options that changed it (``-lr0.01-epochs3``)."""
     name = config_file.stem if config_file else "reference"
@@ -42,7 +48,8 @@ def group_name(config_file: Path | None, overrides: dict) -> str:
             value = describe_hidden(value).replace(",", "_")
         elif isinstance(value, (list, tuple)):
             value = "_".join(map(str, value))
-        name += f"-{key.split('.')[1].replace('_', '')}{_slug(str(value))}"
+        word = {"model.name": "model", "model.args": ""}.get(key, key.split(".")[1].replace("_", ""))
+        name += f"-{word}{_slug(str(value))}"
     if len(name) > MAX_NAME:  # file systems refuse names over 255 bytes: keep a readable head and a digest
         name = name[:MAX_NAME - 17] + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
     return name
@@ -83,9 +90,9 @@ def train_arms(
     plans = {label: (cfg, runner.plan_for(cfg, name, len(splits.train_y))) for label, (cfg, name) in arms_.items()}
     n_eval = max(len(splits.val_y), len(splits.test_y))
     for cfg, _ in plans.values():  # all checked before any training
-        need = budget.train_bytes(cfg.model.hidden, cfg.train.batch_size, cfg.train.seeds, len(splits.train_y), n_eval,
-                                  cfg.train.epochs, cfg.train.seeds, splits.train_x.shape[1], splits.num_classes)
-        budget.check(need, f"Training hidden sizes {describe_hidden(cfg.model.hidden)} with {cfg.train.seeds} trial(s)")
+        need = budget.train_bytes(networks.get(cfg.model), cfg.train.batch_size, cfg.train.seeds, len(splits.train_y),
+                                  n_eval, cfg.train.epochs, cfg.train.seeds)
+        budget.check(need, f"Training {model_words(cfg.model)} with {cfg.train.seeds} trial(s)")
     results = {}
     for label, (cfg, plan) in plans.items():
         run_dir = group_dir / run_dir_name(label)

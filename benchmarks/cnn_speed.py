@@ -1,0 +1,163 @@
+"""A convolutional network's training speed: initopt's engine against the ways XLA:CPU could run it.
+
+For DeepOBS's 2c2d on Fashion-MNIST-shaped data (and 3c3d on CIFAR-10-shaped data with
+``--model 3c3d``), SGD with momentum, batch 128, it times in one process, on the same data:
+
+- ``per-step jit``: one jitted step per batch, a Python loop (what issue 23 must at least match);
+- ``engine``: initopt's epoch for a convolutional network (programs of unrolled steps, the
+  instruments recorded four times an epoch, as ``train`` runs by default);
+- ``engine, no instruments``;
+- ``lax.scan``: the MLP's way, all steps in one loop program (``--scan-steps``, few: it is slow);
+- with ``--trials 2``: two seeds vmapped as one program against the same two trained one after
+  the other.
+
+Seconds per step, and per epoch of 50,000 images (390 steps), extrapolated from ``--steps``
+measured steps after a warm-up. PyTorch, where installed (never a dependency of initopt; the next
+issue's benchmark), is timed as an eager loop of the same network. Usage:
+
+    python benchmarks/cnn_speed.py [--model 2c2d] [--steps 20] [--trials 2] [--scan-steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from initopt import config
+from initopt.engine import train, trials
+from initopt.engine.runner import plan_for
+
+STEPS_PER_EPOCH = 50_000 // 128
+SHAPES = {"2c2d": (28, 28), "3c3d": (32, 32, 3)}
+
+
+def setup(model: str, n_trials: int, steps: int, instruments: int):
+    shape = SHAPES[model]
+    rng = np.random.default_rng(0)
+    n = 128 * (steps + 8)
+    x = rng.normal(size=(n, int(np.prod(shape)))).astype(np.float32)
+    y = rng.integers(0, 10, n).astype(np.int32)
+    cfg = config.load(overrides={"model.name": model, "model.init": "default", "train.batch_size": 128,
+                                 "train.seeds": n_trials, "train.instruments": instruments, "train.epochs": 1})
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"input_shape": shape})})
+    plan = plan_for(cfg, "momentum", n)
+    state = trials.initial_state(plan, x[:128])
+    order = np.stack([rng.permutation(n)[: 128 * (steps + 8)].reshape(-1, 128) for _ in range(n_trials)]).astype(np.int32)
+    return plan, state, x, y, order
+
+
+def time_engine(model: str, steps: int, n_trials: int, instruments: int) -> float:
+    """Seconds per step of ``train.stepped_epoch`` (records spread as an epoch of ``steps`` would have them)."""
+    plan, state, x, y, order = setup(model, n_trials, steps, instruments)
+    mesh = trials.trial_mesh(n_trials)
+    xd, yd = trials.replicate(x, mesh), trials.replicate(y, mesh)
+    params0 = jax.tree.map(jnp.copy, state.params) if instruments else None
+    probe = trials.replicate(x[:1024], mesh) if instruments else None
+    # warm-up: every program once (a chunk, a single step, a recorded step)
+    state, _ = train.stepped_epoch(state, xd, yd, order[:, :6], mesh, params0, probe, min(instruments, 1), True)
+    start = time.perf_counter()
+    state, m = train.stepped_epoch(state, xd, yd, order[:, 8:8 + steps], mesh, params0, probe, instruments, True)
+    jax.block_until_ready(state.params)
+    return (time.perf_counter() - start) / steps
+
+
+def time_per_step(model: str, steps: int) -> float:
+    plan, state, x, y, order = setup(model, 1, steps, 0)
+    lone = jax.tree.map(lambda a: a[0], state)
+    step = jax.jit(train.train_step, donate_argnums=0)
+    for idx in order[0, :2]:
+        lone, _ = step(lone, x[idx], y[idx])
+    jax.block_until_ready(lone.params)
+    start = time.perf_counter()
+    for idx in order[0, 8:8 + steps]:
+        lone, _ = step(lone, x[idx], y[idx])
+    jax.block_until_ready(lone.params)
+    return (time.perf_counter() - start) / steps
+
+
+def time_scan(model: str, steps: int) -> float:
+    plan, state, x, y, order = setup(model, 1, steps, 0)
+    mesh = trials.trial_mesh(1)
+    xd, yd = trials.replicate(x, mesh), trials.replicate(y, mesh)
+    sharded = trials.shard_trials(order[:, :steps], mesh)
+    state, _ = train.train_epoch(state, xd, yd, sharded, n_records=0)  # compiles
+    jax.block_until_ready(state.params)
+    start = time.perf_counter()
+    state, _ = train.train_epoch(state, xd, yd, sharded, n_records=0)
+    jax.block_until_ready(state.params)
+    return (time.perf_counter() - start) / steps
+
+
+def time_torch(model: str, steps: int) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    from torch import nn
+
+    torch.manual_seed(0)
+    if model == "2c2d":
+        net = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5, padding=2),
+                            nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 1024), nn.ReLU(),
+                            nn.Linear(1024, 10))
+        shape = (1, 28, 28)
+    else:
+        net = nn.Sequential(nn.Conv2d(3, 64, 5), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(64, 96, 3), nn.ReLU(),
+                            nn.MaxPool2d(3, 2, 1), nn.Conv2d(96, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+                            nn.Flatten(), nn.LazyLinear(512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                            nn.Linear(256, 10))
+        shape = (3, 32, 32)
+    x = torch.randn(128 * (steps + 2), *shape)
+    y = torch.randint(0, 10, (128 * (steps + 2),))
+    net(x[:2])
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def run(batches):
+        for b in batches:
+            opt.zero_grad()
+            loss_fn(net(x[b * 128:(b + 1) * 128]), y[b * 128:(b + 1) * 128]).backward()
+            opt.step()
+
+    run(range(2))
+    start = time.perf_counter()
+    run(range(2, 2 + steps))
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="2c2d", choices=sorted(SHAPES))
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--scan-steps", type=int, default=3, help="steps of the lax.scan timing (0: skip it)")
+    args = parser.parse_args()
+    jax.config.update("jax_enable_x64", False)
+    rows = {
+        "per-step jit": time_per_step(args.model, args.steps),
+        "engine (4 records per epoch)": time_engine(args.model, args.steps, 1, 4),
+        "engine, no instruments": time_engine(args.model, args.steps, 1, 0),
+    }
+    if args.scan_steps:
+        rows["lax.scan"] = time_scan(args.model, args.scan_steps)
+    if args.trials > 1:
+        rows[f"engine, {args.trials} trials vmapped (per trial)"] = (
+            time_engine(args.model, args.steps, args.trials, 0) / args.trials)
+    torch_step = time_torch(args.model, args.steps)
+    if torch_step is not None:
+        rows["PyTorch eager"] = torch_step
+    base = rows["per-step jit"]
+    print(f"{args.model}, batch 128, {jax.devices()[0].platform}, {args.steps} steps")
+    print(f"{'':38s} {'s/step':>8s} {'s/epoch':>8s} {'vs per-step jit':>16s}")
+    for name, t in rows.items():
+        print(f"{name:38s} {t:8.3f} {t * STEPS_PER_EPOCH:8.1f} {t / base:16.2f}")
+    print(json.dumps({k: round(v, 5) for k, v in rows.items()}))
+
+
+if __name__ == "__main__":
+    main()
