@@ -170,9 +170,10 @@ def _layout(net: Network):
         paths = tuple((f"Dense_{i}",) for i in range(len(shapes)))
         return paths, shapes, sum(a * b + b for a, b in shapes), sum(sizes[1:])
     order: list[tuple[str, ...]] = []
+    others: list[str] = []
     example = jnp.zeros((2, *net.sample_shape), jnp.float32)
 
-    def trace():
+    def init():
         variables = net.module.init(jax.random.PRNGKey(0), net.inputs(example.reshape(2, -1)),
                                     capture_intermediates=True)
         params, inter = variables.get("params", {}), variables.get("intermediates", {})
@@ -189,19 +190,17 @@ def _layout(net: Network):
                     visit(node, here)
 
         visit(inter)
-        logits = net._apply({"params": params}, net.inputs(example.reshape(2, -1)))
-        return params, logits, {k: v for k, v in variables.items() if k not in ("params", "intermediates")}
+        others.extend(sorted(k for k in variables if k not in ("params", "intermediates")))
+        return params
 
-    try:
-        params, logits, others = jax.eval_shape(trace)
-    except ConfigError:
-        raise
-    except Exception as e:  # the user's module: its error in one sentence
-        raise ConfigError(f"Model {net.name} fails on a batch of samples of shape {net.sample_shape}: "
-                          f"{type(e).__name__}: {_first_line(e)}") from None
+    def apply(params):
+        return net._apply({"params": params}, net.inputs(example.reshape(2, -1)))
+
+    params = _user_trace(net, init)
     if others:
         raise ConfigError(f"Model {net.name} has variables besides its parameters ({', '.join(others)}); initopt "
                           "trains modules whose only variables are params (no batch statistics).")
+    logits = _user_trace(net, apply, params)
     if tuple(logits.shape) != (2, net.num_classes):
         raise ConfigError(f"Model {net.name} maps a batch of 2 samples to shape {tuple(logits.shape)}, not the "
                           f"dataset's (2, {net.num_classes}) logits.")
@@ -211,6 +210,15 @@ def _layout(net: Network):
     count = sum(math.prod(a.shape) for a in jax.tree.leaves(params))
     units = _units(net, params)
     return tuple(order), tuple(shapes), count, units
+
+
+def _user_trace(net: Network, fn, *args):
+    """``jax.eval_shape(fn, *args)``, where any error of the user's module is one sentence."""
+    try:
+        return jax.eval_shape(fn, *args)
+    except Exception as e:  # the user's module: its error in one sentence
+        raise ConfigError(f"Model {net.name} fails on a batch of samples of shape {net.sample_shape}: "
+                          f"{type(e).__name__}: {_first_line(e)}") from None
 
 
 def _units(net: Network, params) -> int:
