@@ -83,6 +83,13 @@ QUICK: dict[str, tuple[str, tuple[str, ...]]] = {
         "", ("outputs/surface/saddle-*/loss.png",)),
     "initopt data --dataset mnist": ("", ()),  # INITOPT_DATA_DIR's IDX files, read as MNIST
     "initopt train --dataset mydata.npz --epochs 5": ("", ("outputs/train/reference-epochs5-dataset*/adam/metrics.json",)),
+    "initopt init-stats --model 2c2d --init kaiming": ("", ("outputs/init-stats/kaiming-relu-2c2d/activation_hist.png",)),
+    "initopt train --model 2c2d --optimizer momentum --epochs 10 --seeds 2": (
+        "--epochs 2", ("outputs/train/reference-model2c2d-epochs2-seeds2/momentum/metrics.json",)),
+    "initopt train --model ./mymodel.py:small --model-arg width=32 --init default --optimizer adam --epochs 5": (
+        "", ("outputs/train/reference-modelmymodel.py-small-width32-epochs5-initdefault/adam/metrics.json",)),
+    "initopt tune --config configs/problems/fmnist_2c2d.toml --optimizer momentum,adam --seeds 2 --epochs 5": (
+        "--epochs 1 --lr-grid 0.01,0.1", ("outputs/tune/fmnist_2c2d-seeds2-epochs1*/tune.json",)),
 }
 EXIT_CODES = {"initopt train --optimizer sgd --lr 100": 3}  # diverges, as the README says
 NOT_RUN_HERE = {
@@ -126,6 +133,7 @@ def test_readme_commands_run_as_written(tmp_path):
     work.mkdir()
     shutil.copytree(ROOT / "configs", work / "configs")
     (work / "myopt.py").write_text(next(b for b in readme_blocks("python") if "def make(" in b))
+    (work / "mymodel.py").write_text(next(b for b in readme_blocks("python") if "def small(" in b))
     rng = np.random.default_rng(0)  # the user's arrays: 3 classes of 4 x 4 x 2 samples
     np.savez(work / "mydata.npz", x_train=rng.normal(size=(600, 4, 4, 2)), y_train=np.arange(600) % 3,
              x_test=rng.normal(size=(60, 4, 4, 2)), y_test=np.arange(60) % 3)
