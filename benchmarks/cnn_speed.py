@@ -1,28 +1,32 @@
-"""A convolutional network's training speed: initopt's engine against the ways XLA:CPU could run it.
+"""A convolutional network's training speed: initopt's engine against per-step jit and PyTorch.
 
 For DeepOBS's 2c2d on Fashion-MNIST-shaped data (and 3c3d on CIFAR-10-shaped data with
-``--model 3c3d``), SGD with momentum, batch 128, it times in one process, on the same data:
+``--model 3c3d``), SGD with momentum, batch 128, it times in one run, on the same data:
 
-- ``per-step jit``: one jitted step per batch, a Python loop (what issue 23 must at least match);
-- ``engine``: initopt's epoch for a convolutional network (programs of unrolled steps, the
-  instruments recorded four times an epoch, as ``train`` runs by default);
-- ``engine, no instruments``;
+- ``per-step jit``: one jitted step per batch, a Python loop (issue 23's floor), with XLA's
+  defaults and with the YNNPACK option initopt compiles convolutional networks with;
+- ``engine``: initopt's epoch for a convolutional network (programs of four unrolled steps),
+  without instruments, and with one record per quarter epoch as ``train`` runs by default;
 - ``lax.scan``: the MLP's way, all steps in one loop program (``--scan-steps``, few: it is slow);
-- with ``--trials 2``: two seeds vmapped as one program against the same two trained one after
-  the other.
+- with ``--trials 2``: two seeds of one run (one after another on one device);
+- PyTorch's eager loop of the same network, in its own virtual environment (``--torch``:
+  created on demand with ``pip install torch==2.13.0``; never a dependency of initopt).
 
 Seconds per step, and per epoch of 50,000 images (390 steps), extrapolated from ``--steps``
-measured steps after a warm-up. PyTorch, where installed (never a dependency of initopt; the next
-issue's benchmark), is timed as an eager loop of the same network. Usage:
+measured steps after a warm-up. Usage:
 
-    python benchmarks/cnn_speed.py [--model 2c2d] [--steps 20] [--trials 2] [--scan-steps 3]
+    python benchmarks/cnn_speed.py [--model 2c2d] [--steps 40] [--trials 2] [--scan-steps 3] [--torch]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +35,7 @@ import numpy as np
 from initopt import config
 from initopt.engine import train, trials
 from initopt.engine.runner import plan_for
+from initopt.nn import networks
 
 STEPS_PER_EPOCH = 50_000 // 128
 SHAPES = {"2c2d": (28, 28), "3c3d": (32, 32, 3)}
@@ -66,10 +71,10 @@ def time_engine(model: str, steps: int, n_trials: int, instruments: int) -> floa
     return (time.perf_counter() - start) / steps
 
 
-def time_per_step(model: str, steps: int) -> float:
+def time_per_step(model: str, steps: int, options: dict | None = None) -> float:
     plan, state, x, y, order = setup(model, 1, steps, 0)
     lone = jax.tree.map(lambda a: a[0], state)
-    step = jax.jit(train.train_step, donate_argnums=0)
+    step = jax.jit(train.train_step, donate_argnums=0, compiler_options=options)
     for idx in order[0, :2]:
         lone, _ = step(lone, x[idx], y[idx])
     jax.block_until_ready(lone.params)
@@ -93,69 +98,87 @@ def time_scan(model: str, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def time_torch(model: str, steps: int) -> float | None:
-    try:
-        import torch
-    except ImportError:
-        return None
-    from torch import nn
+TORCH_CODE = r"""
+import json, sys, time
+import torch
+from torch import nn
+model, steps = sys.argv[1], int(sys.argv[2])
+torch.manual_seed(0)
+if model == "2c2d":
+    net = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5, padding=2),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 1024), nn.ReLU(), nn.Linear(1024, 10))
+    shape = (1, 28, 28)
+else:
+    net = nn.Sequential(nn.Conv2d(3, 64, 5), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(64, 96, 3), nn.ReLU(),
+                        nn.MaxPool2d(3, 2, 1), nn.Conv2d(96, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+                        nn.Flatten(), nn.Linear(1152, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+    shape = (3, 32, 32)
+x = torch.randn(128 * (steps + 2), *shape)
+y = torch.randint(0, 10, (128 * (steps + 2),))
+opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+loss_fn = nn.CrossEntropyLoss()
+def run(batches):
+    for b in batches:
+        opt.zero_grad()
+        loss_fn(net(x[b * 128:(b + 1) * 128]), y[b * 128:(b + 1) * 128]).backward()
+        opt.step()
+run(range(2))
+start = time.perf_counter()
+run(range(2, 2 + steps))
+print(json.dumps({"seconds_per_step": (time.perf_counter() - start) / steps, "torch": torch.__version__,
+                  "threads": torch.get_num_threads()}))
+"""
 
-    torch.manual_seed(0)
-    if model == "2c2d":
-        net = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5, padding=2),
-                            nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 1024), nn.ReLU(),
-                            nn.Linear(1024, 10))
-        shape = (1, 28, 28)
-    else:
-        net = nn.Sequential(nn.Conv2d(3, 64, 5), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(64, 96, 3), nn.ReLU(),
-                            nn.MaxPool2d(3, 2, 1), nn.Conv2d(96, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
-                            nn.Flatten(), nn.LazyLinear(512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                            nn.Linear(256, 10))
-        shape = (3, 32, 32)
-    x = torch.randn(128 * (steps + 2), *shape)
-    y = torch.randint(0, 10, (128 * (steps + 2),))
-    net(x[:2])
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
 
-    def run(batches):
-        for b in batches:
-            opt.zero_grad()
-            loss_fn(net(x[b * 128:(b + 1) * 128]), y[b * 128:(b + 1) * 128]).backward()
-            opt.step()
+def torch_python() -> str:
+    """A virtual environment with PyTorch's CPU build, made on demand (``$INITOPT_TORCH_VENV``, or
+    ``benchmarks/.torch-venv``): PyTorch never enters initopt's environment."""
+    venv = Path(os.environ.get("INITOPT_TORCH_VENV", Path(__file__).with_name(".torch-venv")))
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"Installing torch==2.13.0 into {venv} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "torch==2.13.0", "numpy"], check=True)
+    return str(python)
 
-    run(range(2))
-    start = time.perf_counter()
-    run(range(2, 2 + steps))
-    return (time.perf_counter() - start) / steps
+
+def time_torch(model: str, steps: int) -> tuple[float, str]:
+    out = subprocess.run([torch_python(), "-c", TORCH_CODE, model, str(steps)], check=True, capture_output=True,
+                         text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["seconds_per_step"], f"torch {result['torch']}, {result['threads']} threads"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="2c2d", choices=sorted(SHAPES))
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--trials", type=int, default=1)
     parser.add_argument("--scan-steps", type=int, default=3, help="steps of the lax.scan timing (0: skip it)")
+    parser.add_argument("--torch", action="store_true", help="also PyTorch's eager loop (installed on demand)")
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", False)
+    per_record = STEPS_PER_EPOCH // 4  # the default: a record per quarter epoch
     rows = {
         "per-step jit": time_per_step(args.model, args.steps),
-        "engine (4 records per epoch)": time_engine(args.model, args.steps, 1, 4),
+        "per-step jit, YNNPACK": time_per_step(args.model, args.steps, networks.CONV_COMPILER_OPTIONS),
         "engine, no instruments": time_engine(args.model, args.steps, 1, 0),
+        "engine, 4 records per epoch": time_engine(args.model, per_record, 1, 1),
     }
     if args.scan_steps:
         rows["lax.scan"] = time_scan(args.model, args.scan_steps)
     if args.trials > 1:
-        rows[f"engine, {args.trials} trials vmapped (per trial)"] = (
-            time_engine(args.model, args.steps, args.trials, 0) / args.trials)
-    torch_step = time_torch(args.model, args.steps)
-    if torch_step is not None:
-        rows["PyTorch eager"] = torch_step
+        rows[f"engine, {args.trials} seeds (per seed)"] = time_engine(args.model, args.steps, args.trials, 0) / args.trials
+    note = ""
+    if args.torch:
+        rows["PyTorch eager"], note = time_torch(args.model, args.steps)
     base = rows["per-step jit"]
-    print(f"{args.model}, batch 128, {jax.devices()[0].platform}, {args.steps} steps")
+    print(f"{args.model}, batch 128, {jax.devices()[0].platform}, {args.steps} steps; jax {jax.__version__} {note}")
     print(f"{'':38s} {'s/step':>8s} {'s/epoch':>8s} {'vs per-step jit':>16s}")
     for name, t in rows.items():
         print(f"{name:38s} {t:8.3f} {t * STEPS_PER_EPOCH:8.1f} {t / base:16.2f}")
+    if "PyTorch eager" in rows:
+        print(f"engine / PyTorch: {rows['engine, 4 records per epoch'] / rows['PyTorch eager']:.2f}")
     print(json.dumps({k: round(v, 5) for k, v in rows.items()}))
 
 

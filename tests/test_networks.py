@@ -271,3 +271,21 @@ def test_problem_configs_are_deepobs(tiny_data, tmp_path):
     # DeepOBS's own rule: N(0, 0.05^2) truncated at two std
     assert s["weight_var"][1] == pytest.approx(initializers.TRUNCATED_NORMAL_VAR * 0.0025, rel=0.05)
     assert s["act_var_predicted"][0] is not None
+
+
+@pytest.mark.parametrize("shape,window,stride", [((3, 28, 28, 4), 2, 2), ((3, 28, 28, 4), 3, 2), ((2, 13, 11, 3), 3, 2),
+                                                 ((2, 6, 6, 2), 2, 2)])
+def test_max_pool_by_slices_is_flax_max_pool(shape, window, stride):
+    """The CNNs' pooling (the maximum of strided slices, whose backward pass XLA:CPU runs 9 times
+    faster) against ``nn.max_pool``: the same values; the same gradient where no window holds two
+    equal maxima (random floats), and after a ReLU, whose ties are zeros."""
+    import flax.linen as nn
+
+    x = jax.random.normal(jax.random.PRNGKey(1), shape)
+    ref = lambda z: nn.max_pool(z, (window, window), (stride, stride), padding="SAME")  # noqa: E731
+    ours = lambda z: networks.max_pool(z, window, stride)  # noqa: E731
+    np.testing.assert_array_equal(ours(x), ref(x))
+    g = jax.random.normal(jax.random.PRNGKey(2), ref(x).shape)
+    for f_in in (lambda z: z, jax.nn.relu):
+        grads = [jax.grad(lambda z, f=f: jnp.sum(f(f_in(z)) * g))(x) for f in (ours, ref)]
+        np.testing.assert_array_equal(grads[0], grads[1])

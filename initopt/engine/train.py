@@ -3,9 +3,9 @@
 The training split lives on the device; an epoch is one call that gathers each
 trial's batches from precomputed indices (``lax.scan``), so there is no per-step
 Python work. A convolutional network is the exception: XLA:CPU runs a convolution
-inside a loop about 20 times slower than outside one, so its epoch is a Python loop
-over programs of :data:`STEPS_PER_CALL` unrolled steps (faster than a program per
-step: ``benchmarks/cnn_speed.py``), with the same steps, records and metrics. Every array of the state has a leading trial axis ``T``; a run of
+inside a loop more than ten times slower than outside one, so its epoch is a Python
+loop over programs of :data:`STEPS_PER_CALL` unrolled steps (faster than a program
+per step: ``benchmarks/cnn_speed.py``), with the same steps, records and metrics. Every array of the state has a leading trial axis ``T``; a run of
 one trial runs the unbatched kernel (the same numbers as a lone model), more
 trials run it vmapped. One set of rules for every ``T``: a trial whose loss or
 parameters turn non-finite is marked diverged at that epoch and keeps its
@@ -29,6 +29,7 @@ from initopt import data as data_lib
 from initopt.engine import budget, instruments
 from initopt.engine import trials as trials_lib
 from initopt.engine.trials import Plan
+from initopt.nn import networks
 from initopt.runtime import compiles
 
 
@@ -142,7 +143,7 @@ def steps_kernel(state: TrainState, train_x_NxD, train_y_N, order_KxB):
     return state, {"loss": jnp.stack(losses), "acc": jnp.stack(accs), "lr": _lr(state)}
 
 
-@functools.partial(jax.jit, donate_argnums=0)
+@functools.partial(jax.jit, donate_argnums=0, compiler_options=networks.CONV_COMPILER_OPTIONS)
 def train_steps(state_T: TrainState, train_x_NxD, train_y_N, order_TxKxB):
     return over_trials(steps_kernel, (0, None, None, 0))(state_T, train_x_NxD, train_y_N, order_TxKxB)
 
