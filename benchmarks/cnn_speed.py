@@ -13,7 +13,7 @@ For DeepOBS's 2c2d on Fashion-MNIST-shaped data (and 3c3d on CIFAR-10-shaped dat
   created on demand with ``pip install torch==2.13.0``; never a dependency of initopt).
 
 Seconds per step, and per epoch of 50,000 images (390 steps), extrapolated from ``--steps``
-measured steps after a warm-up. Usage:
+measured steps after a warm-up, the best of two runs each. Usage:
 
     python benchmarks/cnn_speed.py [--model 2c2d] [--steps 40] [--trials 2] [--scan-steps 3] [--torch]
 """
@@ -38,6 +38,7 @@ from initopt.engine.runner import plan_for
 from initopt.nn import networks
 
 STEPS_PER_EPOCH = 50_000 // 128
+REPEATS = 2  # each timing the best of two runs: the first after compiling ran up to 1.5x slower
 SHAPES = {"2c2d": (28, 28), "3c3d": (32, 32, 3)}
 
 
@@ -65,10 +66,13 @@ def time_engine(model: str, steps: int, n_trials: int, instruments: int) -> floa
     probe = trials.replicate(x[:1024], mesh) if instruments else None
     # warm-up: every program once (a chunk, a single step, a recorded step)
     state, _ = train.stepped_epoch(state, xd, yd, order[:, :6], mesh, params0, probe, min(instruments, 1), True)
-    start = time.perf_counter()
-    state, m = train.stepped_epoch(state, xd, yd, order[:, 8:8 + steps], mesh, params0, probe, instruments, True)
-    jax.block_until_ready(state.params)
-    return (time.perf_counter() - start) / steps
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        state, m = train.stepped_epoch(state, xd, yd, order[:, 8:8 + steps], mesh, params0, probe, instruments, True)
+        jax.block_until_ready(state.params)
+        best = min(best, (time.perf_counter() - start) / steps)
+    return best
 
 
 def time_per_step(model: str, steps: int, options: dict | None = None) -> float:
@@ -78,11 +82,14 @@ def time_per_step(model: str, steps: int, options: dict | None = None) -> float:
     for idx in order[0, :2]:
         lone, _ = step(lone, x[idx], y[idx])
     jax.block_until_ready(lone.params)
-    start = time.perf_counter()
-    for idx in order[0, 8:8 + steps]:
-        lone, _ = step(lone, x[idx], y[idx])
-    jax.block_until_ready(lone.params)
-    return (time.perf_counter() - start) / steps
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        for idx in order[0, 8:8 + steps]:
+            lone, _ = step(lone, x[idx], y[idx])
+        jax.block_until_ready(lone.params)
+        best = min(best, (time.perf_counter() - start) / steps)
+    return best
 
 
 def time_scan(model: str, steps: int) -> float:
@@ -123,9 +130,12 @@ def run(batches):
         loss_fn(net(x[b * 128:(b + 1) * 128]), y[b * 128:(b + 1) * 128]).backward()
         opt.step()
 run(range(2))
-start = time.perf_counter()
-run(range(2, 2 + steps))
-print(json.dumps({"seconds_per_step": (time.perf_counter() - start) / steps, "torch": torch.__version__,
+best = float("inf")
+for _ in range(2):
+    start = time.perf_counter()
+    run(range(2, 2 + steps))
+    best = min(best, (time.perf_counter() - start) / steps)
+print(json.dumps({"seconds_per_step": best, "torch": torch.__version__,
                   "threads": torch.get_num_threads()}))
 """
 
