@@ -85,11 +85,11 @@ QUICK: dict[str, tuple[str, tuple[str, ...]]] = {
     "initopt train --dataset mydata.npz --epochs 5": ("", ("outputs/train/reference-epochs5-dataset*/adam/metrics.json",)),
     "initopt init-stats --model 2c2d --init kaiming": ("", ("outputs/init-stats/kaiming-relu-2c2d/activation_hist.png",)),
     "initopt train --model 2c2d --optimizer momentum --epochs 10 --seeds 2": (
-        "--epochs 2", ("outputs/train/reference-model2c2d-epochs2-seeds2/momentum/metrics.json",)),
+        "--epochs 1", ("outputs/train/reference-model2c2d-epochs1-seeds2/momentum/metrics.json",)),
     "initopt train --model ./mymodel.py:small --model-arg width=32 --init default --optimizer adam --epochs 5": (
         "", ("outputs/train/reference-modelmymodel.py-small-width32-epochs5-initdefault/adam/metrics.json",)),
     "initopt tune --config configs/problems/fmnist_2c2d.toml --optimizer momentum,adam --seeds 2 --epochs 5": (
-        "--epochs 1 --lr-grid 0.01,0.1", ("outputs/tune/fmnist_2c2d-seeds2-epochs1*/tune.json",)),
+        "--epochs 1 --lr-grid 0.05 --seeds 1", ("outputs/tune/fmnist_2c2d-grid0.05-seeds1-epochs1/tune.json",)),
 }
 EXIT_CODES = {"initopt train --optimizer sgd --lr 100": 3}  # diverges, as the README says
 NOT_RUN_HERE = {
