@@ -66,7 +66,8 @@ def run(cfg: Config, data_dir: Path | None, out: Path, figures) -> dict:
     with rundir.lifecycle(path, "init-stats", config_json(cfg)) as run:
         start = time.perf_counter()
         if cfg.init_stats.grid:
-            results = stats.grid_stats(m.hidden, x, y, seed, num_classes=m.num_classes)
+            results = stats.grid_stats(m.hidden, x, y, seed, num_classes=m.num_classes,
+                                       input_shape=m.input_shape)
             seconds = time.perf_counter() - start
             cells = [r.summary for r in results]
             figures.draw(path / "variance_grid.png", "variance_grid", cells)

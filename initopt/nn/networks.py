@@ -196,6 +196,7 @@ def _layout(net: Network):
         return paths, shapes, sum(a * b + b for a, b in shapes), sum(sizes[1:])
     order: list[tuple[str, ...]] = []
     others: list[str] = []
+    units: list[int] = []
     example = jnp.zeros((2, *net.sample_shape), jnp.float32)
 
     def init():
@@ -215,6 +216,7 @@ def _layout(net: Network):
                     visit(node, here)
 
         visit(inter)
+        units.append(sum(math.prod(v.shape[1:]) for v in jax.tree.leaves(inter)))  # per example: batch first
         others.extend(sorted(k for k in variables if k not in ("params", "intermediates")))
         return params
 
@@ -233,8 +235,7 @@ def _layout(net: Network):
         raise ConfigError(f"Model {net.name} has no Dense or Conv kernel for initopt to measure.")
     shapes = [tuple(_at(params, p)["kernel"].shape) for p in order]
     count = sum(math.prod(a.shape) for a in jax.tree.leaves(params))
-    units = _units(net, params)
-    return tuple(order), tuple(shapes), count, units
+    return tuple(order), tuple(shapes), count, units[0]
 
 
 def _user_trace(net: Network, fn, *args):
@@ -244,19 +245,6 @@ def _user_trace(net: Network, fn, *args):
     except Exception as e:  # the user's module: its error in one sentence
         raise ConfigError(f"Model {net.name} fails on a batch of samples of shape {net.sample_shape}: "
                           f"{type(e).__name__}: {_first_line(e)}") from None
-
-
-def _units(net: Network, params) -> int:
-    """Outputs per example of every module call (activations kept for the backward pass)."""
-    example = jnp.zeros((1, math.prod(net.sample_shape)), jnp.float32)
-
-    def trace(p):
-        _, state = net.module.apply({"params": p}, net.inputs(example), capture_intermediates=True,
-                                    mutable=["intermediates"])
-        return state
-
-    shapes = jax.eval_shape(trace, params)
-    return int(sum(math.prod(v.shape) for v in jax.tree.leaves(shapes)))
 
 
 def _first_line(e: Exception) -> str:
@@ -283,10 +271,6 @@ def _user_module(spec: str, num_classes: int, args: dict) -> nn.Module:
     if not isinstance(module, nn.Module):
         raise ConfigError(f"Model factory {spec} returned {type(module).__name__}, not a flax.linen Module.")
     return module
-
-
-def is_user_model(name: str) -> bool:
-    return name not in BUILTIN
 
 
 @functools.lru_cache(maxsize=None)

@@ -94,7 +94,7 @@ def mean_field(model_cfg: ModelConfig, x_BxD: np.ndarray) -> list[tuple[float | 
     zero-mean weights; a constant bias adds no variance). Left out after max-pooling (the map is
     for a layer's activations, not their maxima), for rules with no variance (constant, LSUV, a
     user's module's own), and for a user's model (its structure is its own)."""
-    net = networks.get(model_cfg, _sample_shape(model_cfg, x_BxD))
+    net = networks.get(model_cfg)
     if net.theory is None:
         return [(None, "a model of your own: its layers' structure is not known here")] * len(net.kernel_shapes)
     init, scale = model_cfg.init, model_cfg.scale
@@ -122,11 +122,6 @@ def mean_field(model_cfg: ModelConfig, x_BxD: np.ndarray) -> list[tuple[float | 
     if model_cfg.init != OWN and any(w is None for w in w_vars):  # a rule without variance: no layer has one
         out = [(None, f"{model_cfg.init} has no variance rule")] * len(out)
     return out
-
-
-def _sample_shape(model_cfg: ModelConfig, x_BxD) -> tuple[int, ...]:
-    shape = tuple(model_cfg.input_shape)
-    return shape if int(np.prod(shape)) == int(np.prod(np.shape(x_BxD)[1:])) else tuple(np.shape(x_BxD)[1:])
 
 
 def predicted_act_vars(model_cfg: ModelConfig, x_BxD: np.ndarray) -> list[float | None]:
@@ -162,7 +157,7 @@ def summarize(model_cfg: ModelConfig, arrays: dict, x_BxD: np.ndarray) -> InitSt
     """Host-side statistics with ``np.var`` (ddof=0, float32) as in the reference."""
     arrays = jax.device_get(arrays)
     flat = {k: _flat(arrays[k]) for k in ("weights", "acts", "grads")}
-    net = networks.get(model_cfg, _sample_shape(model_cfg, x_BxD))
+    net = networks.get(model_cfg)
     summary: dict = {
         "init": model_cfg.init,
         "scale": model_cfg.scale,
@@ -193,7 +188,7 @@ def init_stats(model_cfg: ModelConfig, x_BxD: np.ndarray, y_B: np.ndarray, seed:
                on_weights: WeightsHook | None = None) -> InitStats:
     """Statistics of one initializer and activation on the example batch. ``on_weights`` gets the
     flat kernels as soon as they exist (a figure of them need not wait for the statistics)."""
-    net = networks.get(model_cfg, _sample_shape(model_cfg, x_BxD))
+    net = networks.get(model_cfg)
     params = networks.init_params(model_cfg, x_BxD, seed)
     if on_weights is not None:
         on_weights(_flat(net.kernels(params)))
@@ -205,7 +200,7 @@ def _stats_of_cells(cells: list[tuple[ModelConfig, int]], x_BxD, y_B,
                     on_weights: WeightsHook | None = None) -> list[InitStats]:
     """Statistics of (config, seed) cells of one architecture in one compiled program;
     ``on_weights`` gets the first cell's flat kernels before the statistics are computed."""
-    net = networks.get(cells[0][0], _sample_shape(cells[0][0], x_BxD))
+    net = networks.get(cells[0][0])
     acts = tuple(dict.fromkeys(cfg.act for cfg, _ in cells))
     # One init cell per run of equal configs (--seeds: all of them), stacked over its seeds.
     init_groups = [(cfg, [seed for _, seed in run]) for cfg, run in itertools.groupby(cells, key=lambda c: c[0])]
@@ -225,10 +220,11 @@ def _stats_of_cells(cells: list[tuple[ModelConfig, int]], x_BxD, y_B,
 
 def grid_stats(
     hidden: tuple[int, ...], x_BxD: np.ndarray, y_B: np.ndarray, seed: int = 42,
-    inits=GRID_INITS, acts=GRID_ACTS, num_classes: int = 10,
+    inits=GRID_INITS, acts=GRID_ACTS, num_classes: int = 10, input_shape: tuple[int, ...] = (28, 28),
 ) -> list[InitStats]:
     """Every (init, activation) cell, computed by one compiled program (plus the inits)."""
-    cells = [(ModelConfig(hidden=hidden, act=act, init=init, scale=scale, num_classes=num_classes), seed)
+    cells = [(ModelConfig(hidden=hidden, act=act, init=init, scale=scale, num_classes=num_classes,
+                          input_shape=input_shape), seed)
              for act in acts for init, scale in inits]
     return _stats_of_cells(cells, x_BxD, y_B)
 
