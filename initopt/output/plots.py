@@ -282,9 +282,11 @@ def variance_over_seeds(summary: dict):
             ax.plot(x, row, color="C0", alpha=0.15, lw=0.8)
         ax.errorbar(x, summary[f"{key}_seed_mean"], yerr=summary[f"{key}_seed_std"], color="C0", marker="o",
                     capsize=4, label=f"mean ± std over {len(per_seed)} seeds")
-        if key == "act_var" and summary["act_var_predicted"][0] is not None:
-            ax.plot(x, summary["act_var_predicted"], "k--", label="theory")
+        predicted = [np.nan if v is None else v for v in summary["act_var_predicted"]]
+        if key == "act_var" and not np.isnan(predicted).all():  # a CNN's theory may hold for its first layer only
+            ax.plot(x, predicted, "k--", marker="D", ms=4, label="theory")
         ax.set(xlabel="layer", ylabel=what, yscale="log", xticks=x)
+        ax.set_xticklabels([name.removeprefix("Layer ") for name in summary["layers"]])  # the MLP's 0, 2, ...; Conv_0
         ax.legend(fontsize=8)
     fig.suptitle(f"{summary['init']}, {summary['act']}: variance over initialisations")
     fig.tight_layout()
