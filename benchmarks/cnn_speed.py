@@ -4,7 +4,8 @@ For DeepOBS's 2c2d on Fashion-MNIST-shaped data (and 3c3d on CIFAR-10-shaped dat
 ``--model 3c3d``), SGD with momentum, batch 128, it times in one run, on the same data:
 
 - ``per-step jit``: one jitted step per batch, a Python loop (issue 23's floor), with XLA's
-  defaults and with the YNNPACK option initopt compiles convolutional networks with;
+  defaults and with the compiler options initopt compiles a CNN's training steps with
+  (``networks.CONV_COMPILER_OPTIONS``: XLA's own convolutions, YNNPACK's products and sums);
 - ``engine``: initopt's epoch for a convolutional network (programs of four unrolled steps),
   without instruments, and with one record per quarter epoch as ``train`` runs by default;
 - ``lax.scan``: the MLP's way, all steps in one loop program (``--scan-steps``, few: it is slow);
@@ -171,7 +172,7 @@ def main() -> None:
     per_record = STEPS_PER_EPOCH // 4  # the default: a record per quarter epoch
     rows = {
         "per-step jit": time_per_step(args.model, args.steps),
-        "per-step jit, YNNPACK": time_per_step(args.model, args.steps, networks.CONV_COMPILER_OPTIONS),
+        "per-step jit, initopt's options": time_per_step(args.model, args.steps, networks.CONV_COMPILER_OPTIONS),
         "engine, no instruments": time_engine(args.model, args.steps, 1, 0),
         "engine, 4 records per epoch": time_engine(args.model, per_record, 1, 1),
     }

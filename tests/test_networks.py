@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from initopt import config, data
 from initopt.cli import app
 from initopt.engine import runner, train, trials
-from initopt.nn import initializers, networks
+from initopt.nn import initializers, layers, networks
 from initopt.runtime import env
 from initopt.studies import stats
 
@@ -275,17 +275,76 @@ def test_problem_configs_are_deepobs(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("shape,window,stride", [((3, 28, 28, 4), 2, 2), ((3, 28, 28, 4), 3, 2), ((2, 13, 11, 3), 3, 2),
                                                  ((2, 6, 6, 2), 2, 2)])
-def test_max_pool_by_slices_is_flax_max_pool(shape, window, stride):
-    """The CNNs' pooling (the maximum of strided slices, whose backward pass XLA:CPU runs 9 times
-    faster) against ``nn.max_pool``: the same values; the same gradient where no window holds two
-    equal maxima (random floats), and after a ReLU, whose ties are zeros."""
+def test_max_pool_is_flax_max_pool(shape, window, stride):
+    """The CNNs' pooling (strided slices forward, the first maximum's index backward) against
+    ``nn.max_pool``: the same values, and the same gradients, ties included (rows of equal values:
+    the first maximum of a window takes the gradient in both); an input position in two windows
+    sums its two gradients, in another order where windows overlap (float32 rounding)."""
     import flax.linen as nn
 
-    x = jax.random.normal(jax.random.PRNGKey(1), shape)
+    x = jax.random.normal(jax.random.PRNGKey(1), shape).at[:, :3].set(0.5)
     ref = lambda z: nn.max_pool(z, (window, window), (stride, stride), padding="SAME")  # noqa: E731
-    ours = lambda z: networks.max_pool(z, window, stride)  # noqa: E731
+    ours = lambda z: layers.max_pool(z, window, stride)  # noqa: E731
     np.testing.assert_array_equal(ours(x), ref(x))
     g = jax.random.normal(jax.random.PRNGKey(2), ref(x).shape)
     for f_in in (lambda z: z, jax.nn.relu):
-        grads = [jax.grad(lambda z, f=f: jnp.sum(f(f_in(z)) * g))(x) for f in (ours, ref)]
-        np.testing.assert_array_equal(grads[0], grads[1])
+        grads = [jax.jit(jax.grad(lambda z, f=f: jnp.sum(f(f_in(z)) * g)))(x) for f in (ours, ref)]
+        np.testing.assert_allclose(grads[0], grads[1], rtol=0, atol=1e-6 if window > stride else 0)
+        assert np.count_nonzero(grads[0]) == np.count_nonzero(grads[1])
+
+
+@pytest.mark.parametrize("channels,padding,strides", [(1, "SAME", (1, 1)), (3, "VALID", (1, 1)),
+                                                      (3, ((1, 2), (0, 3)), (1, 1)), (4, "SAME", (1, 1)),
+                                                      (1, "SAME", (2, 2))])
+def test_conv_is_lax_conv(channels, padding, strides):
+    """``layers.conv_general_dilated`` (a few input channels: shifted copies forward) against
+    ``lax.conv_general_dilated``: the same outputs and gradients to float32 rounding; four input
+    channels and strides 2 take lax's own path, bit for bit."""
+    from jax import lax
+
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 9, 8, channels))
+    w = jax.random.normal(jax.random.PRNGKey(2), (5, 3, channels, 6))
+    g = jax.random.normal(jax.random.PRNGKey(3), lax.conv_general_dilated(
+        x, w, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")).shape)
+
+    def loss(conv):
+        return lambda x, w: jnp.sum(conv(x, w, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")) * g)
+
+    ref, ours = (jax.jit(jax.value_and_grad(loss(c), (0, 1)))(x, w) for c in (lax.conv_general_dilated, layers.conv_general_dilated))
+    exact = channels > layers.SHIFTED_MAX_CHANNELS or strides != (1, 1)
+    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(ours)):
+        np.testing.assert_allclose(b, a, rtol=0 if exact else 1e-5, atol=0 if exact else 1e-4)
+
+
+class _FlaxTwoC2D(__import__("flax.linen", fromlist=["nn"]).Module):
+    """2c2d as DeepOBS writes it with Flax's own layers: ``nn.Conv`` and ``nn.max_pool``."""
+
+    @__import__("flax.linen", fromlist=["nn"]).compact
+    def __call__(self, x):
+        import flax.linen as nn
+
+        x = x[..., None]
+        for channels in (32, 64):
+            x = nn.max_pool(jax.nn.relu(nn.Conv(channels, (5, 5), padding="SAME")(x)), (2, 2), (2, 2), "SAME")
+        x = jax.nn.relu(nn.Dense(1024)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(10)(x)
+
+
+def test_builtin_cnn_is_flax_conv_and_max_pool():
+    """2c2d's faster layers, inside the compiled training step with its compiler options, give
+    the numbers of ``nn.Conv`` and ``nn.max_pool`` under XLA's defaults: the loss and every
+    gradient to float32 rounding, on the same parameters."""
+    import optax
+
+    x = jax.random.uniform(jax.random.PRNGKey(1), (16, 28, 28))
+    y = jax.random.randint(jax.random.PRNGKey(2), (16,), 0, 10)
+    params = networks.TwoC2D().init(jax.random.PRNGKey(0), x)
+
+    def loss(module):
+        return lambda p: optax.softmax_cross_entropy_with_integer_labels(module.apply(p, x), y).mean()
+
+    ours = jax.jit(jax.value_and_grad(loss(networks.TwoC2D())), compiler_options=networks.CONV_COMPILER_OPTIONS)(params)
+    ref = jax.jit(jax.value_and_grad(loss(_FlaxTwoC2D())))(params)
+    assert jax.tree.structure(ours) == jax.tree.structure(ref)
+    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(ours)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6 * float(np.abs(a).max()))

@@ -23,40 +23,23 @@ import numpy as np
 from initopt.errors import ConfigError
 from initopt.nn.activations import ACTIVATIONS
 from initopt.nn import model
+from initopt.nn.layers import conv_general_dilated, max_pool
 from initopt.nn.initializers import DATA_DEPENDENT, INITIALIZERS, OWN, canonical_name, resolve_scale, truncated_normal
 
 BUILTIN = ("mlp", "2c2d", "3c3d")
 MLP = "mlp"
-# XLA:CPU's convolutions and matrix products through YNNPACK: 2c2d's second convolution, forward
-# and backward, 1.8 times faster (benchmarks/cnn_speed.py), as accurate (float32) for them. For a
-# convolutional network's training steps only: YNNPACK also takes reductions it is fused with, and
-# summed a variance over 2.5 million values 2.7e-4 off (XLA's: 2e-9), so the instruments' records
-# and the evaluations keep XLA's own code; the MLP's programs, and the reference's numbers, too.
-CONV_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+# A convolutional network's training steps are compiled with these options: YNNPACK for matrix
+# products and reductions, XLA's own (Eigen) convolutions. XLA:CPU's default (jax 0.10) also sends
+# convolutions to YNNPACK, which ran 2c2d's second convolution, forward and backward, 1.8 times
+# slower (88 ms against 49 ms, batch 128); YNNPACK's reductions are as accurate as the default's
+# and 5 times faster than XLA's own (a bias gradient: 0.57 against 2.8 ms). The instruments'
+# records, the evaluations and every MLP program keep the defaults: the reference's numbers.
+CONV_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
 
 def images(x):
     """A batch of samples as NHWC images: (B, H, W) gains a channel axis."""
     return x[..., None] if x.ndim == 3 else x
-
-
-def max_pool(x_BxHxWxC, window: int, stride: int):
-    """``nn.max_pool(x, (window, window), (stride, stride), "SAME")`` as the maximum of its
-    window's strided slices: the same values, and on XLA:CPU a backward pass about 9 times faster
-    than max_pool's select-and-scatter (50 ms against 5.7 ms for 2c2d's first pooling, batch 128).
-    Gradients agree except where a window holds equal maxima (split between them here, given to
-    the first by max_pool); after a ReLU such ties are zeros, whose gradient is zero either way."""
-    _, h, w, _ = x_BxHxWxC.shape
-    pads, outs = [], []
-    for n in (h, w):
-        out = -(-n // stride)
-        total = max((out - 1) * stride + window - n, 0)
-        pads.append((total // 2, total - total // 2))
-        outs.append(out)
-    x = jnp.pad(x_BxHxWxC, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-jnp.inf)
-    slices = [x[:, i:i + stride * (outs[0] - 1) + 1:stride, j:j + stride * (outs[1] - 1) + 1:stride]
-              for i in range(window) for j in range(window)]
-    return functools.reduce(jnp.maximum, slices)
 
 
 class TwoC2D(nn.Module):
@@ -72,7 +55,8 @@ class TwoC2D(nn.Module):
         kernel, bias = truncated_normal(0.05), nn.initializers.constant(0.05)
         x = images(x)
         for channels in (32, 64):
-            x = self.act(nn.Conv(channels, (5, 5), padding="SAME", kernel_init=kernel, bias_init=bias)(x))
+            x = self.act(nn.Conv(channels, (5, 5), padding="SAME", kernel_init=kernel, bias_init=bias,
+                                 conv_general_dilated=conv_general_dilated)(x))
             x = max_pool(x, 2, 2)
         x = x.reshape(x.shape[0], -1)
         x = self.act(nn.Dense(1024, kernel_init=kernel, bias_init=bias)(x))
@@ -93,7 +77,8 @@ class ThreeC3D(nn.Module):
         kernel = nn.initializers.xavier_uniform()
         x = images(x)
         for channels, window, padding in ((64, 5, "VALID"), (96, 3, "VALID"), (128, 3, "SAME")):
-            x = self.act(nn.Conv(channels, (window, window), padding=padding, kernel_init=kernel)(x))
+            x = self.act(nn.Conv(channels, (window, window), padding=padding, kernel_init=kernel,
+                                 conv_general_dilated=conv_general_dilated)(x))
             x = max_pool(x, 3, 2)
         x = x.reshape(x.shape[0], -1)
         for features in (512, 256):
