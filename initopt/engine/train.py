@@ -217,10 +217,14 @@ def stepped_epoch(state_T: TrainState, train_x, train_y, order_TxSxB: np.ndarray
     return state_T, metrics
 
 
-@functools.partial(jax.jit, static_argnames="apply_fn")
-def evaluate(params_T, apply_fn, x_NxD, y_N):
+def _evaluate(params_T, apply_fn, x_NxD, y_N):
     """Per-trial accuracy and loss on a split."""
     return over_trials(eval_kernel, (0, None, None, None))(params_T, apply_fn, x_NxD, y_N)
+
+
+evaluate = jax.jit(_evaluate, static_argnames="apply_fn")
+# a convolutional network's chunks with its training steps' options: 1.6x faster (2c2d, 1000 images)
+evaluate_conv = jax.jit(_evaluate, static_argnames="apply_fn", compiler_options=networks.CONV_COMPILER_OPTIONS)
 
 
 class Evaluator:
@@ -229,6 +233,7 @@ class Evaluator:
 
     def __init__(self, net, x_NxD: np.ndarray, y_N: np.ndarray, mesh):
         size = budget.EVAL_CHUNK if net.convolutional else max(len(y_N), 1)
+        self.evaluate = evaluate_conv if net.convolutional else evaluate
         self.chunks = [(trials_lib.replicate(x_NxD[i:i + size], mesh), trials_lib.replicate(y_N[i:i + size], mesh),
                         len(y_N[i:i + size])) for i in range(0, len(y_N), size)]
 
@@ -236,8 +241,8 @@ class Evaluator:
         """Per trial ``{"loss", "acc"}``: device arrays for one chunk, else host means weighted by size."""
         if len(self.chunks) == 1:
             x, y, _ = self.chunks[0]
-            return evaluate(params_T, net, x, y)
-        outs = trials_lib.to_host([evaluate(params_T, net, x, y) for x, y, _ in self.chunks])
+            return self.evaluate(params_T, net, x, y)
+        outs = trials_lib.to_host([self.evaluate(params_T, net, x, y) for x, y, _ in self.chunks])
         n = np.asarray([c[2] for c in self.chunks], np.float64)[:, None]
         return {k: (np.stack([o[k] for o in outs]) * n).sum(0) / n.sum() for k in ("loss", "acc")}
 
