@@ -14,9 +14,11 @@ For DeepOBS's 2c2d on Fashion-MNIST-shaped data (and 3c3d on CIFAR-10-shaped dat
   created on demand with ``pip install torch==2.13.0``; never a dependency of initopt).
 
 Seconds per step, and per epoch of 50,000 images (390 steps), extrapolated from ``--steps``
-measured steps after a warm-up, the best of two runs each. Usage:
+measured steps after a warm-up, the best of two runs each; with ``--torch``, the engine (4 records)
+and PyTorch are timed in turn over ``--rounds`` rounds, and the ratio is the best against the best
+(each round's ratio printed too). Usage:
 
-    python benchmarks/cnn_speed.py [--model 2c2d] [--steps 40] [--trials 2] [--scan-steps 3] [--torch]
+    python benchmarks/cnn_speed.py [--model 2c2d] [--steps 40] [--trials 2] [--scan-steps 3] [--torch] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -167,6 +169,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1)
     parser.add_argument("--scan-steps", type=int, default=3, help="steps of the lax.scan timing (0: skip it)")
     parser.add_argument("--torch", action="store_true", help="also PyTorch's eager loop (installed on demand)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --torch: rounds in which the engine and PyTorch are timed in turn")
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", False)
     per_record = STEPS_PER_EPOCH // 4  # the default: a record per quarter epoch
@@ -180,16 +184,24 @@ def main() -> None:
         rows["lax.scan"] = time_scan(args.model, args.scan_steps)
     if args.trials > 1:
         rows[f"engine, {args.trials} seeds (per seed)"] = time_engine(args.model, args.steps, args.trials, 0) / args.trials
-    note = ""
-    if args.torch:
-        rows["PyTorch eager"], note = time_torch(args.model, args.steps)
+    note, ratios = "", []
+    if args.torch:  # in turn, so that both see the same machine (this one's speed drifts by 20%)
+        engine, torch = [rows["engine, 4 records per epoch"]], []
+        for r in range(args.rounds):
+            if r:
+                engine.append(time_engine(args.model, per_record, 1, 1))
+            t, note = time_torch(args.model, args.steps)
+            torch.append(t)
+        ratios = [e / t for e, t in zip(engine, torch)]
+        rows["engine, 4 records per epoch"], rows["PyTorch eager"] = min(engine), min(torch)
     base = rows["per-step jit"]
     print(f"{args.model}, batch 128, {jax.devices()[0].platform}, {args.steps} steps; jax {jax.__version__} {note}")
     print(f"{'':38s} {'s/step':>8s} {'s/epoch':>8s} {'vs per-step jit':>16s}")
     for name, t in rows.items():
         print(f"{name:38s} {t:8.3f} {t * STEPS_PER_EPOCH:8.1f} {t / base:16.2f}")
-    if "PyTorch eager" in rows:
-        print(f"engine / PyTorch: {rows['engine, 4 records per epoch'] / rows['PyTorch eager']:.2f}")
+    if ratios:
+        print(f"engine / PyTorch: {rows['engine, 4 records per epoch'] / rows['PyTorch eager']:.2f} (best against "
+              f"best); per round {', '.join(f'{r:.2f}' for r in ratios)}")
     print(json.dumps({k: round(v, 5) for k, v in rows.items()}))
 
 

@@ -148,7 +148,8 @@ def train_steps(state_T: TrainState, train_x_NxD, train_y_N, order_TxKxB):
     return over_trials(steps_kernel, (0, None, None, 0))(state_T, train_x_NxD, train_y_N, order_TxKxB)
 
 
-@functools.partial(jax.jit, donate_argnums=0, static_argnames="dead_units")
+@functools.partial(jax.jit, donate_argnums=0, static_argnames="dead_units",
+                   compiler_options=networks.CONV_COMPILER_OPTIONS)
 def train_recorded_step(state_T: TrainState, train_x_NxD, train_y_N, order_TxB, params0_T, probe_x_PxD,
                         dead_units: bool):
     def kernel(state, x, y, idx_B, params0, probe):

@@ -28,12 +28,12 @@ from initopt.nn.initializers import DATA_DEPENDENT, INITIALIZERS, OWN, canonical
 
 BUILTIN = ("mlp", "2c2d", "3c3d")
 MLP = "mlp"
-# A convolutional network's training steps and evaluations are compiled with these options:
+# A convolutional network's training steps, records and evaluations compile with these options:
 # YNNPACK for matrix products and reductions, XLA's own (Eigen) convolutions. XLA:CPU's default
 # (jax 0.10) also sends convolutions to YNNPACK, which ran 2c2d's second convolution, forward and
 # backward, 1.8 times slower (88 ms against 49 ms, batch 128); YNNPACK's reductions are as
 # accurate as the default's and 5 times faster than XLA's own (a bias gradient: 0.57 against
-# 2.8 ms). The instruments' records and every MLP program keep the defaults (the reference's bits).
+# 2.8 ms). The MLP's programs keep the defaults (the reference's bits).
 CONV_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
 
