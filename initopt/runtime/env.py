@@ -70,11 +70,32 @@ def set_prng(impl: str) -> None:
     jax.config.update("jax_threefry_partitionable", impl == "modern")
 
 
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Have the C library's malloc keep freed memory for reuse: no block served by a fresh
+    mapping, none handed back to the system. glibc maps every block above 32 MB anew (whatever its
+    threshold) and unmaps it when freed, so XLA:CPU's buffers for a program were faulted in again
+    on every call: a CNN's training step took 10,000 page faults, 15% of the process's CPU time
+    (2c2d, batch 128: 98-103 ms a step against 78-83 ms kept; peak memory 650 against 790 MB).
+    Process-wide and idempotent; False where the C library has no ``mallopt`` (macOS)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def setup_jax(prng: str | None) -> dict:
-    """What the CLI decides once per process before any JAX work: the PRNG implementation and
-    JAX's own persistent compilation cache (on by default under initopt's cache directory, every
+    """What the CLI decides once per process before any JAX work: malloc's reuse of freed memory
+    (:func:`keep_freed_memory`), the PRNG implementation and JAX's own persistent compilation cache (on by default under initopt's cache directory, every
     program kept however small). Returns what to record in run.json."""
     enabled = compile_cache_wanted()
+    kept = keep_freed_memory()
     import jax
 
     from initopt.runtime import compiles
@@ -100,7 +121,8 @@ def setup_jax(prng: str | None) -> dict:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
         _mend_unreadable_entries()
-    return {"compile_cache": {"enabled": enabled, "dir": str(directory) if enabled else None}}
+    return {"compile_cache": {"enabled": enabled, "dir": str(directory) if enabled else None},
+            "malloc_keeps_freed_memory": kept}
 
 
 _UNREADABLE_ENTRY = re.compile(r"Error reading persistent compilation cache entry for '([\w.\-]+)'")
