@@ -297,7 +297,6 @@ def surface(figures, overrides: dict, config_file: ConfigOpt = None, out: OutOpt
 
 def main() -> None:
     """The console entry point: this app, run as :func:`initopt.runtime.process.run` runs a command."""
-    from initopt.runtime import env, process
+    from initopt.runtime import process
 
-    env.keep_freed_memory()  # before JAX starts its threads, whose malloc arenas it then covers
     process.run(app)

@@ -81,10 +81,9 @@ def keep_freed_memory() -> bool:
     (2c2d, batch 128: 98-103 ms a step against 78-83 ms kept; peak memory 650 against 790 MB).
     Process-wide and idempotent; False where the C library has no ``mallopt`` (macOS)."""
     import ctypes
-    import ctypes.util
 
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    try:  # by its soname: ctypes.util.find_library would run ldconfig, 10 ms of every start-up
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
