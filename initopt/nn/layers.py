@@ -37,7 +37,7 @@ def _same_pads(n: int, window: int, stride: int) -> tuple[tuple[int, int], int]:
 
 
 def _window_slices(x_BxHxWxC, window: int, stride: int):
-    """The padded input, and its ``window**2`` strided slices, one per position in the window."""
+    """The ``window**2`` strided slices of the input padded with -inf, one per position in the window."""
     _, h, w, _ = x_BxHxWxC.shape
     (ph, oh), (pw, ow) = _same_pads(h, window, stride), _same_pads(w, window, stride)
     x = jnp.pad(x_BxHxWxC, ((0, 0), ph, pw, (0, 0)), constant_values=-jnp.inf)
@@ -98,20 +98,20 @@ def _lax_conv(x, w, pads):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _few_channel_conv(x_BxHxWxC, w_HxWxIxO, pads):
+def _shifted_conv(x_BxHxWxC, w_HxWxIxO, pads):
     return _shifted_sum(x_BxHxWxC, w_HxWxIxO, pads)
 
 
-def _few_channel_fwd(x, w, pads):
+def _shifted_conv_fwd(x, w, pads):
     return _shifted_sum(x, w, pads), (x, w)
 
 
-def _few_channel_bwd(pads, residuals, g):
+def _shifted_conv_bwd(pads, residuals, g):
     x, w = residuals
     return jax.vjp(lambda x, w: _lax_conv(x, w, pads), x, w)[1](g)
 
 
-_few_channel_conv.defvjp(_few_channel_fwd, _few_channel_bwd)
+_shifted_conv.defvjp(_shifted_conv_fwd, _shifted_conv_bwd)
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -130,4 +130,4 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, precision=precision, **kwargs)
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-    return _few_channel_conv(lhs, rhs, pads)
+    return _shifted_conv(lhs, rhs, pads)

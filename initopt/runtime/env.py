@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import glob
 import os
 import platform
@@ -73,6 +74,7 @@ def set_prng(impl: str) -> None:
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
+@functools.cache  # once a process: process.run sets it before JAX starts, setup_jax for library use
 def keep_freed_memory() -> bool:
     """Have the C library's malloc keep freed memory for reuse: no block served by a fresh
     mapping, none handed back to the system. glibc maps every block above 32 MB anew (whatever its
@@ -91,8 +93,9 @@ def keep_freed_memory() -> bool:
 
 def setup_jax(prng: str | None) -> dict:
     """What the CLI decides once per process before any JAX work: malloc's reuse of freed memory
-    (:func:`keep_freed_memory`), the PRNG implementation and JAX's own persistent compilation cache (on by default under initopt's cache directory, every
-    program kept however small). Returns what to record in run.json."""
+    (:func:`keep_freed_memory`), the PRNG implementation and JAX's own persistent compilation
+    cache (on by default under initopt's cache directory, every program kept however small).
+    Returns what to record in run.json."""
     enabled = compile_cache_wanted()
     kept = keep_freed_memory()
     import jax

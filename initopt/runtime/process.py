@@ -50,10 +50,10 @@ GC_THRESHOLD = 1_000_000
 
 def run(app) -> None:
     """Runs the command line ``app`` as a process: the collector's first threshold raised,
-    numpy's BLAS kept to one thread and freed memory kept for reuse before anything else. Once the command has returned (its files
-    written and closed), the process ends without Python's teardown, which frees every JAX and XLA
-    object one at a time (0.3 to 0.7 s of a short command); exit handlers still run and the streams
-    are flushed."""
+    numpy's BLAS kept to one thread and freed memory kept for reuse before anything else. Once the
+    command has returned (its files written and closed), the process ends without Python's
+    teardown, which frees every JAX and XLA object one at a time (0.3 to 0.7 s of a short
+    command); exit handlers still run and the streams are flushed."""
     gc.set_threshold(GC_THRESHOLD)
     one_blas_thread()
     env.keep_freed_memory()  # before JAX starts its threads, whose malloc arenas it then covers
