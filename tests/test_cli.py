@@ -798,6 +798,35 @@ def test_freed_memory_is_reused_without_page_faults():
     assert faults_of_a_touched_block() < 100
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc arenas")
+@pytest.mark.parametrize("inline, most_faults", [(True, 1_000), (False, None)])
+def test_a_program_reuses_its_temporaries_when_run_inline(inline, most_faults):
+    """A program with 78 MB of temporaries (a loop's carried array), called again, reuses the
+    memory of the call before when it runs on the calling thread (run_programs_inline), and maps
+    its 20,000 pages anew on a dispatch thread: the second case shows that the first can fail."""
+    code = f"""
+import resource
+from initopt.runtime import env
+env.keep_freed_memory()
+if {inline}:
+    env.run_programs_inline()
+import jax, jax.numpy as jnp
+f = jax.jit(lambda x: jax.lax.fori_loop(0, 3, lambda i, a: jnp.sin(a) + i, jnp.tile(x, 20_000)).sum())
+x = jnp.ones(1024)
+assert f.lower(x).compile().memory_analysis().temp_size_in_bytes > 64 << 20
+f(x).block_until_ready()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+f(x).block_until_ready()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    faults = int(out.stdout.split()[-1])
+    if most_faults is None:
+        assert faults > 10_000  # 78 MB of fresh 4 KiB pages
+    else:
+        assert faults < most_faults
+
+
 @pytest.mark.parametrize("value, wanted", [("on", True), (" Yes", True), ("1", True), ("OFF", False), ("no", False),
                                            ("0", False), ("", True), ("maybe", None),
                                            ("of", None)])
