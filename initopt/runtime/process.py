@@ -56,7 +56,8 @@ def run(app) -> None:
     command); exit handlers still run and the streams are flushed."""
     gc.set_threshold(GC_THRESHOLD)
     one_blas_thread()
-    env.keep_freed_memory()  # before JAX starts its threads, whose malloc arenas it then covers
+    env.keep_freed_memory()  # before JAX starts its threads (their arenas still map blocks over 64 MB
+    # anew: setup_jax has programs run on this thread, env.run_programs_inline)
     try:
         app()
         code = 0
