@@ -45,9 +45,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from initopt import config  # noqa: E402
-from initopt.engine import train, trials  # noqa: E402
-from initopt.engine.runner import plan_for  # noqa: E402
+from initopt.engine import placement  # noqa: E402
+from initopt.engine import steps as engine_steps  # noqa: E402
 from initopt.nn import networks  # noqa: E402
+from initopt.engine.plan import plan_for  # noqa: E402
 
 STEPS_PER_EPOCH = 50_000 // 128
 REPEATS = 2  # each timing the best of two runs: the first after compiling ran up to 1.5x slower
@@ -64,24 +65,24 @@ def setup(model: str, n_trials: int, steps: int, instruments: int):
                                  "train.seeds": n_trials, "train.instruments": instruments, "train.epochs": 1})
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"input_shape": shape})})
     plan = plan_for(cfg, "momentum", n)
-    state = trials.initial_state(plan, x[:128])
+    state = engine_steps.initial_state(plan, networks.get(plan.model), x[:128])
     order = np.stack([rng.permutation(n)[: 128 * (steps + 8)].reshape(-1, 128) for _ in range(n_trials)]).astype(np.int32)
     return plan, state, x, y, order
 
 
 def time_engine(model: str, steps: int, n_trials: int, instruments: int) -> float:
-    """Seconds per step of ``train.stepped_epoch`` (records spread as an epoch of ``steps`` would have them)."""
+    """Seconds per step of ``engine_steps.stepped_epoch`` (records spread as an epoch of ``steps`` would have them)."""
     plan, state, x, y, order = setup(model, n_trials, steps, instruments)
-    mesh = trials.trial_mesh(n_trials)
-    xd, yd = trials.replicate(x, mesh), trials.replicate(y, mesh)
+    mesh = placement.trial_mesh(n_trials)
+    xd, yd = placement.replicate(x, mesh), placement.replicate(y, mesh)
     params0 = jax.tree.map(jnp.copy, state.params) if instruments else None
-    probe = trials.replicate(x[:1024], mesh) if instruments else None
+    probe = placement.replicate(x[:1024], mesh) if instruments else None
     # warm-up: every program once (a chunk, a single step, a recorded step)
-    state, _ = train.stepped_epoch(state, xd, yd, order[:, :6], mesh, params0, probe, min(instruments, 1), True)
+    state, _ = engine_steps.stepped_epoch(state, xd, yd, order[:, :6], mesh, params0, probe, min(instruments, 1), True)
     best = float("inf")
     for _ in range(REPEATS):
         start = time.perf_counter()
-        state, m = train.stepped_epoch(state, xd, yd, order[:, 8:8 + steps], mesh, params0, probe, instruments, True)
+        state, m = engine_steps.stepped_epoch(state, xd, yd, order[:, 8:8 + steps], mesh, params0, probe, instruments, True)
         jax.block_until_ready(state.params)
         best = min(best, (time.perf_counter() - start) / steps)
     return best
@@ -90,7 +91,7 @@ def time_engine(model: str, steps: int, n_trials: int, instruments: int) -> floa
 def time_per_step(model: str, steps: int, options: dict | None = None) -> float:
     plan, state, x, y, order = setup(model, 1, steps, 0)
     lone = jax.tree.map(lambda a: a[0], state)
-    step = jax.jit(train.train_step, donate_argnums=0, compiler_options=options)
+    step = jax.jit(engine_steps.train_step, donate_argnums=0, compiler_options=options)
     for idx in order[0, :2]:
         lone, _ = step(lone, x[idx], y[idx])
     jax.block_until_ready(lone.params)
@@ -106,13 +107,13 @@ def time_per_step(model: str, steps: int, options: dict | None = None) -> float:
 
 def time_scan(model: str, steps: int) -> float:
     plan, state, x, y, order = setup(model, 1, steps, 0)
-    mesh = trials.trial_mesh(1)
-    xd, yd = trials.replicate(x, mesh), trials.replicate(y, mesh)
-    sharded = trials.shard_trials(order[:, :steps], mesh)
-    state, _ = train.train_epoch(state, xd, yd, sharded, n_records=0)  # compiles
+    mesh = placement.trial_mesh(1)
+    xd, yd = placement.replicate(x, mesh), placement.replicate(y, mesh)
+    sharded = placement.shard_trials(order[:, :steps], mesh)
+    state, _ = engine_steps.train_epoch(state, xd, yd, sharded, n_records=0)  # compiles
     jax.block_until_ready(state.params)
     start = time.perf_counter()
-    state, _ = train.train_epoch(state, xd, yd, sharded, n_records=0)
+    state, _ = engine_steps.train_epoch(state, xd, yd, sharded, n_records=0)
     jax.block_until_ready(state.params)
     return (time.perf_counter() - start) / steps
 

@@ -29,7 +29,8 @@ def child(n_seeds: int, epochs: int, train_limit: int | None) -> dict:
 
     from initopt import config
     from initopt import data as data
-    from initopt.engine import runner, train, trials
+    from initopt.engine import loop, placement, steps
+    from initopt.engine import plan as plan_lib
     from initopt.nn import model
     from initopt.optim import optimizers
     from initopt.runtime import env
@@ -39,18 +40,18 @@ def child(n_seeds: int, epochs: int, train_limit: int | None) -> dict:
     cfg = config.load(overrides={"train.epochs": epochs + 1, "train.seeds": n_seeds, "data.train_limit": train_limit})
     splits = data.make_splits(ds, cfg.data.train_limit)
     x, _ = data.example_batch(ds)
-    plan = runner.plan_for(cfg, "adam", len(splits.train_y))
-    result = train.fit(plan, splits, train.initial_progress(plan, x))
+    plan = plan_lib.plan_for(cfg, "adam", len(splits.train_y))
+    result = loop.fit(plan, splits, loop.initial_progress(plan, x))
     steady = float(np.median(result.history.epoch_seconds[1:]))  # the first epoch also evaluates for the first time
 
     # The fixed-hyperparameter epoch on the same stacked parameters and orders (training only,
     # so compare it with the engine's training-only time measured the same way below).
     apply = model.apply_fn(tuple(cfg.model.hidden), cfg.model.act)
-    params = trials.stack_trees([model.init_params(cfg.model, x, t.seed) for t in plan.trials])
+    params = placement.stack_trees([model.init_params(cfg.model, x, t.seed) for t in plan.trials])
     fixed = jax.vmap(lambda p: TrainState.create(apply_fn=apply, params=p, tx=optimizers.adam(1e-3)))(params)
     fixed = fixed.replace(step=jnp.zeros(n_seeds, jnp.int32))
-    fixed_epoch = jax.jit(train.over_trials(train.epoch_kernel, (0, None, None, 0)), donate_argnums=0)
-    orders = trials.batch_orders(plan, len(splits.train_y))
+    fixed_epoch = jax.jit(steps.over_trials(steps.epoch_kernel, (0, None, None, 0)), donate_argnums=0)
+    orders = plan_lib.batch_orders(plan, len(splits.train_y))
     order_of = lambda e: jnp.asarray(np.stack([orders[t.seed][e] for t in plan.trials]))  # noqa: E731
     x_dev, y_dev = jnp.asarray(splits.train_x), jnp.asarray(splits.train_y)
 
@@ -66,7 +67,7 @@ def child(n_seeds: int, epochs: int, train_limit: int | None) -> dict:
         return float(np.median(times))
 
     fixed_seconds = train_only(fixed_epoch, fixed)
-    engine_seconds = train_only(train.train_epoch, train.initial_progress(plan, x).state)
+    engine_seconds = train_only(steps.train_epoch, loop.initial_progress(plan, x).state)
     return {
         "seeds": n_seeds,
         "seconds_per_epoch": steady,

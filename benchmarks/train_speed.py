@@ -32,7 +32,8 @@ from flax.training.train_state import TrainState
 
 from initopt import config
 from initopt import data
-from initopt.engine import instruments, runner, train, trials
+from initopt.engine import instruments, loop, steps
+from initopt.engine import plan as plan_lib
 from initopt.nn import model
 from initopt.optim import optimizers
 from initopt.runtime import env
@@ -88,8 +89,8 @@ def main() -> None:
     cfg = config.load(overrides={"train.epochs": args.epochs + 1, "data.train_limit": args.train_limit})
     splits = data.make_splits(ds, cfg.data.train_limit, instruments.PROBE_SIZE, 1)
     x_example, _ = data.example_batch(ds)
-    plan = runner.plan_for(cfg, "adam", len(splits.train_y))
-    orders = trials.batch_orders(plan, len(splits.train_y))[cfg.train.seed]
+    plan = plan_lib.plan_for(cfg, "adam", len(splits.train_y))
+    orders = plan_lib.batch_orders(plan, len(splits.train_y))[cfg.train.seed]
     params = model.init_params(cfg.model, x_example)
     apply = model.apply_fn(tuple(cfg.model.hidden), cfg.model.act)
 
@@ -105,7 +106,7 @@ def main() -> None:
         "reference_loader": lambda order: reference_batches(reference_ds, order),
         "gather_loader": lambda order: gathered_batches(splits.train_x, splits.train_y, order),
     }
-    step = jax.jit(train.train_step, donate_argnums=0)
+    step = jax.jit(steps.train_step, donate_argnums=0)
     per_step = {}
     for name, loader in loaders.items():
         state = fixed_state()
@@ -135,18 +136,18 @@ def main() -> None:
 
     # The fixed-hyperparameter scanned epoch (the learning rate a compiled-in constant), then the
     # engine's (one trial, hyperparameters as data), alternating twice to even out drift.
-    fixed_epoch = jax.jit(train.epoch_kernel, donate_argnums=0)
+    fixed_epoch = jax.jit(steps.epoch_kernel, donate_argnums=0)
     # The engine with the default instruments (4 records per epoch, probe batch of 1024 images).
-    progress = train.initial_progress(plan, x_example)
+    progress = loop.initial_progress(plan, x_example)
     probe = jnp.asarray(splits.val_x[: instruments.PROBE_SIZE]) if len(splits.val_x) else x_dev[: instruments.PROBE_SIZE]
-    instrumented_epoch = functools.partial(train.train_epoch, params0_T=progress.params0, probe_x_PxD=probe,
+    instrumented_epoch = functools.partial(steps.train_epoch, params0_T=progress.params0, probe_x_PxD=probe,
                                            n_records=instruments.DEFAULT_RECORDS, dead_units=True)
     fixed, engine, instrumented = [], [], []
     for _ in range(2):
         fixed.append(time_epochs(fixed_epoch, fixed_state(), lambda e: orders_dev[e]))
-        engine.append(time_epochs(train.train_epoch, train.initial_progress(plan, x_example).state,
+        engine.append(time_epochs(steps.train_epoch, loop.initial_progress(plan, x_example).state,
                                   lambda e: orders_dev[e][None]))
-        instrumented.append(time_epochs(instrumented_epoch, train.initial_progress(plan, x_example).state,
+        instrumented.append(time_epochs(instrumented_epoch, loop.initial_progress(plan, x_example).state,
                                         lambda e: orders_dev[e][None]))
     scanned = min(t for t, _ in engine)
     fixed_seconds = min(t for t, _ in fixed)

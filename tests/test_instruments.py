@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from initopt import config
 from initopt.cli import app
 from initopt import data
-from initopt.engine import instruments, runner, train
+from initopt.engine import instruments, loop, steps
+from initopt.engine import plan as plan_lib
 from initopt.nn import networks
 from initopt.runtime import env
 
@@ -65,21 +66,21 @@ def test_every_instrument_against_numpy(tiny_data, model, names):
     overrides = {"model.hidden": [24, 16]} if model == "mlp" else {"model.name": model}
     cfg = config.load(overrides={**overrides, "train.epochs": 1, "train.batch_size": 50,
                                  "train.instruments": 3, "train.lr": 0.05})
-    plan = runner.plan_for(cfg, "momentum", len(splits.train_y))
-    progress = train.initial_progress(plan, x)
+    plan = plan_lib.plan_for(cfg, "momentum", len(splits.train_y))
+    progress = loop.initial_progress(plan, x)
     params0 = jax.tree.map(lambda a: a[0], progress.params0)
     state = jax.tree.map(lambda a: a[0], progress.state)  # the lone trial's state, for the oracle loop
-    fitted = train.fit(plan, splits, progress)
+    fitted = loop.fit(plan, splits, progress)
     h = fitted.history
-    order = runner.trials_lib.batch_orders(plan, len(splits.train_y))[42][0]
-    steps = instruments.record_steps(len(order), 3)
-    assert h.instrument_steps == steps == [3, 6, 9]  # 10 steps: blocks of 3, the last step unrecorded
+    order = plan_lib.batch_orders(plan, len(splits.train_y))[42][0]
+    recorded = instruments.record_steps(len(order), 3)
+    assert h.instrument_steps == recorded == [3, 6, 9]  # 10 steps: blocks of 3, the last step unrecorded
 
     # the engine's own step program (a CNN's compiler options included): the trajectory is the
     # engine's to float32 rounding, which nine steps would otherwise amplify to 2.5e-5 (grad_norm)
     @functools.partial(jax.jit, compiler_options=networks.CONV_COMPILER_OPTIONS if model != "mlp" else None)
     def step(state, x_BxD, y_B):
-        grad_fn = jax.value_and_grad(train.loss_and_accuracy, has_aux=True)
+        grad_fn = jax.value_and_grad(steps.loss_and_accuracy, has_aux=True)
         _, grads = grad_fn(state.params, state.apply_fn, x_BxD, y_B)
         return state.apply_gradients(grads=grads), grads
 
@@ -88,7 +89,7 @@ def test_every_instrument_against_numpy(tiny_data, model, names):
     for s, idx in enumerate(order, start=1):
         before = state.params
         state, grads = step(state, splits.train_x[idx], splits.train_y[idx])
-        if s not in steps:
+        if s not in recorded:
             continue
         w_b, w_a, w0, g = (np_kernels(p, names) for p in (before, state.params, params0, grads))
         z = np_preacts(model, state.params, probe)
@@ -109,8 +110,8 @@ def test_instruments_need_no_relu_for_the_rest(tiny_data):
     splits, x = data.make_splits(ds), data.example_batch(ds)[0]
     cfg = config.load(overrides={"model.hidden": [16], "model.act": "tanh", "train.epochs": 1,
                                  "train.batch_size": 50, "train.instruments": 1})
-    plan = runner.plan_for(cfg, "sgd", len(splits.train_y))
-    h = train.fit(plan, splits, train.initial_progress(plan, x)).history
+    plan = plan_lib.plan_for(cfg, "sgd", len(splits.train_y))
+    h = loop.fit(plan, splits, loop.initial_progress(plan, x)).history
     assert np.isnan(h.instruments["dead_fraction"][0]).all() and np.isfinite(h.instruments["preact_var"][0]).all()
 
 

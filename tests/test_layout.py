@@ -115,3 +115,18 @@ def test_one_module_imports_matplotlib():
     } | {a.name.split(".")[0] for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.Import)
          for a in n.names})
     assert importers == ["initopt.output.plots"]
+
+
+# The training engine in the order a run flows; each module calls only those before it. The
+# helpers beside the flow (instruments, intervals, budget, distributed) import none of it.
+ENGINE_FLOW = ["plan", "placement", "steps", "loop", "runner"]
+ENGINE_HELPERS = ["budget", "distributed", "instruments", "intervals"]
+
+
+def test_the_engine_reads_in_the_order_a_run_flows():
+    engine = {m.rsplit(".", 1)[1]: deps for m, deps in graph().items() if m.startswith("initopt.engine.")}
+    assert sorted(engine) == sorted(ENGINE_FLOW + ENGINE_HELPERS), "a new engine module: place it in the flow"
+    for i, name in enumerate(ENGINE_FLOW + ENGINE_HELPERS):
+        allowed = set(ENGINE_FLOW[:i]) if name in ENGINE_FLOW else set()
+        used = {d.rsplit(".", 1)[1] for d in engine[name] if d.startswith("initopt.engine.")} - set(ENGINE_HELPERS)
+        assert used <= allowed, f"engine/{name}.py reaches {sorted(used - allowed)}, not before it in the flow"

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from initopt import config, data
 from initopt.cli import app
-from initopt.engine import runner, train, trials
+from initopt.engine import placement, steps
+from initopt.engine import plan as plan_lib
 from initopt.nn import initializers, layers, networks
 from initopt.runtime import env
 from initopt.studies import stats
@@ -187,16 +188,16 @@ def test_stepped_epoch_is_the_scanned_epoch(user_model, tiny_data):
     splits, x = data.make_splits(ds), data.example_batch(ds)[0]
     cfg = config.load(overrides={"model.name": f"{user_model}:small", "train.batch_size": 50, "train.seeds": 2,
                                  "train.epochs": 1, "train.instruments": 2})
-    plan = runner.plan_for(cfg, "momentum", len(splits.train_y))
-    mesh = trials.trial_mesh(2)
-    order = np.stack([trials.batch_orders(plan, len(splits.train_y))[t.seed][0] for t in plan.trials])
-    xd, yd = trials.replicate(splits.train_x, mesh), trials.replicate(splits.train_y, mesh)
-    probe = trials.replicate(splits.val_x, mesh)
-    state = trials.initial_state(plan, x)
+    plan = plan_lib.plan_for(cfg, "momentum", len(splits.train_y))
+    mesh = placement.trial_mesh(2)
+    order = np.stack([plan_lib.batch_orders(plan, len(splits.train_y))[t.seed][0] for t in plan.trials])
+    xd, yd = placement.replicate(splits.train_x, mesh), placement.replicate(splits.train_y, mesh)
+    probe = placement.replicate(splits.val_x, mesh)
+    state = steps.initial_state(plan, networks.get(plan.model), x)
     params0 = jax.tree.map(jnp.copy, state.params)
     copy = jax.tree.map(jnp.copy, state)
-    stepped, m1 = train.stepped_epoch(state, xd, yd, order, mesh, params0, probe, n_records=2, dead_units=True)
-    scanned, m2 = train.train_epoch(copy, xd, yd, trials.shard_trials(order, mesh), params0, probe, n_records=2,
+    stepped, m1 = steps.stepped_epoch(state, xd, yd, order, mesh, params0, probe, n_records=2, dead_units=True)
+    scanned, m2 = steps.train_epoch(copy, xd, yd, placement.shard_trials(order, mesh), params0, probe, n_records=2,
                                     dead_units=True)
     m2 = jax.device_get(m2)
     for a, b in zip(jax.tree.leaves(stepped.params), jax.tree.leaves(scanned.params)):
@@ -208,9 +209,9 @@ def test_stepped_epoch_is_the_scanned_epoch(user_model, tiny_data):
         np.testing.assert_allclose(m1["instruments"][q], values, rtol=1e-4, atol=1e-6, err_msg=q)
     # each trial alone: the same bits as in the pair
     for t in range(2):
-        lone_plan = runner.plan_for(cfg.model_copy(update={"train": cfg.train.model_copy(update={
+        lone_plan = plan_lib.plan_for(cfg.model_copy(update={"train": cfg.train.model_copy(update={
             "seeds": 1, "seed": plan.trials[t].seed})}), "momentum", len(splits.train_y))
-        lone, m = train.stepped_epoch(trials.initial_state(lone_plan, x), xd, yd, order[t:t + 1], trials.trial_mesh(1),
+        lone, m = steps.stepped_epoch(steps.initial_state(lone_plan, networks.get(lone_plan.model), x), xd, yd, order[t:t + 1], placement.trial_mesh(1),
                                       jax.tree.map(lambda a: a[t:t + 1], params0), probe, 2, True)
         for a, b in zip(jax.tree.leaves(lone.params), jax.tree.leaves(stepped.params)):
             np.testing.assert_array_equal(a[0], b[t])

@@ -4,7 +4,8 @@ import pytest
 
 from initopt import config
 from initopt import data
-from initopt.engine import runner, train
+from initopt.engine import loop, runner
+from initopt.engine import plan as plan_lib
 from initopt.errors import InitoptError
 from initopt.runtime import env
 
@@ -12,18 +13,18 @@ from initopt.runtime import env
 def test_plan_has_every_lr_and_seed_and_the_schedule_in_steps():
     cfg = config.load(overrides={"train.epochs": 4, "train.batch_size": 100, "train.seeds": 2, "train.seed": 5,
                                  "train.schedule": "warmup_cosine", "train.warmup_epochs": 1, "train.beta": 0.8})
-    plan = runner.plan_for(cfg, "momentum", n_train=1050, lrs=[0.1, 0.2])
+    plan = plan_lib.plan_for(cfg, "momentum", n_train=1050, lrs=[0.1, 0.2])
     assert [(t.lr, t.seed) for t in plan.trials] == [(0.1, 5), (0.1, 6), (0.2, 5), (0.2, 6)]
     assert plan.trials[0].values["beta"] == 0.8 and plan.trials[0].values["dampening"] == pytest.approx(0.2)
     assert (plan.schedule.total_steps, plan.schedule.warmup_steps) == (40, 10)  # 10 steps per epoch
     with pytest.raises(InitoptError, match="exceeds the 50 training examples"):
-        runner.plan_for(cfg, "momentum", n_train=50)
+        plan_lib.plan_for(cfg, "momentum", n_train=50)
 
 
 def test_resolved_config_names_what_defines_the_run():
     cfg = config.load(overrides={"train.seeds": 2})
-    a = runner.resolved_config(cfg, runner.plan_for(cfg, "adam", 1000))
-    b = runner.resolved_config(cfg, runner.plan_for(cfg, "adam", 1000, lrs=[0.01]))
+    a = runner.resolved_config(cfg, plan_lib.plan_for(cfg, "adam", 1000))
+    b = runner.resolved_config(cfg, plan_lib.plan_for(cfg, "adam", 1000, lrs=[0.01]))
     assert a["train"]["lr"] == 0.001 and a["train"]["optimizers"] == ["adam"] and "data_dir" not in a["data"]
     assert [t["seed"] for t in a["plan"]["trials"]] == [42, 43] and a != b
     json.dumps(a)  # plain JSON
@@ -34,7 +35,7 @@ def test_run_writes_metrics_last_and_skips_when_finished(tiny_data, tmp_path):
     ds = data.load(tiny_data)
     splits, x = data.make_splits(ds), data.example_batch(ds)[0]
     cfg = config.load(overrides={"model.hidden": [16], "train.epochs": 2, "train.batch_size": 50})
-    plan = runner.plan_for(cfg, "sgd", len(splits.train_y))
+    plan = plan_lib.plan_for(cfg, "sgd", len(splits.train_y))
     metrics = runner.run(cfg, plan, tmp_path / "r", splits, x, {"python": "x"})
     files = {p.name for p in (tmp_path / "r").iterdir()}
     assert {"config.json", "run.json", "metrics.json", runner.CHECKPOINT, runner.BEST_PARAMS} <= files
@@ -43,5 +44,5 @@ def test_run_writes_metrics_last_and_skips_when_finished(tiny_data, tmp_path):
     again = runner.run(cfg, plan, tmp_path / "r", splits, x, {"python": "x"})
     assert again["skipped"] is True and again["trials"] == metrics["trials"]
     # The kept best parameters are the best epoch's.
-    restored = runner.restore_progress(tmp_path / "r", train.initial_progress(plan, x))
+    restored = runner.restore_progress(tmp_path / "r", loop.initial_progress(plan, x))
     assert restored.epoch == 2 and restored.history.best_epoch == [metrics["best_epoch"]]

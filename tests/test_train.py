@@ -5,7 +5,8 @@ import pytest
 
 from initopt import config
 from initopt import data
-from initopt.engine import runner, train
+from initopt.engine import loop, steps
+from initopt.engine import plan as plan_lib
 from initopt.runtime import env
 
 CFG = config.load(overrides={"model.hidden": [64, 32], "train.epochs": 3, "train.batch_size": 32,
@@ -20,7 +21,7 @@ def splits(tiny_data):
 
 
 def plan(cfg, optimizer, s):
-    return runner.plan_for(cfg, optimizer, len(s.train_y))
+    return plan_lib.plan_for(cfg, optimizer, len(s.train_y))
 
 
 def test_scan_epoch_equals_per_step_loop(splits):
@@ -31,16 +32,16 @@ def test_scan_epoch_equals_per_step_loop(splits):
 
     s, x_example = splits
     p = plan(CFG, "momentum", s)
-    progress = train.initial_progress(p, x_example)
-    order = runner.trials_lib.batch_orders(p, len(s.train_y))[42][0]
+    progress = loop.initial_progress(p, x_example)
+    order = plan_lib.batch_orders(p, len(s.train_y))[42][0]
     params = jax.tree.map(lambda a: a[0], progress.best_params)
     state = TrainState.create(apply_fn=progress.state.apply_fn, params=params, tx=momentum(0.1, 0.9))
-    step = jax.jit(train.train_step)
+    step = jax.jit(steps.train_step)
     losses = []
     for idx in order:
         state, (loss, _) = step(state, s.train_x[idx], s.train_y[idx])
         losses.append(float(loss))
-    scanned, metrics = train.train_epoch(progress.state, jnp.asarray(s.train_x), jnp.asarray(s.train_y),
+    scanned, metrics = steps.train_epoch(progress.state, jnp.asarray(s.train_x), jnp.asarray(s.train_y),
                                          jnp.asarray(order[None]))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a[0], b, rtol=1e-5, atol=1e-6), scanned.params, state.params)
     np.testing.assert_allclose(float(metrics["loss"][0]), np.mean(losses), rtol=1e-5)
@@ -51,23 +52,23 @@ def test_fit_learns_and_keeps_the_best_epoch(splits):
     s, x_example = splits
     epochs_seen = []
     cfg = config.load(overrides={"model.hidden": [64, 32], "train.epochs": 3, "train.batch_size": 32, "train.lr": 0.01})
-    p = train.fit(plan(cfg, "adam", s), s, train.initial_progress(plan(cfg, "adam", s), x_example),
+    p = loop.fit(plan(cfg, "adam", s), s, loop.initial_progress(plan(cfg, "adam", s), x_example),
                   lambda p: epochs_seen.append(p.epoch))
     h = p.history
     assert p.status == "complete" and epochs_seen == [1, 2, 3] and len(h.val_scores[0]) == 3
     assert h.train_loss[0][-1] < h.train_loss[0][0]
     assert h.best_val[0] == max(h.val_scores[0]) and h.val_scores[0][h.best_epoch[0] - 1] == h.best_val[0]
     # The kept parameters are the best epoch's: re-evaluating them gives the best validation accuracy.
-    val = train.evaluate(p.best_params, p.state.apply_fn, jnp.asarray(s.val_x), jnp.asarray(s.val_y))
+    val = steps.evaluate(p.best_params, p.state.apply_fn, jnp.asarray(s.val_x), jnp.asarray(s.val_y))
     assert float(val["acc"][0]) == pytest.approx(h.best_val[0])
-    assert 0.3 < train.test_accuracies(p, s)[0] <= 1.0  # the tiny classes are learnable
+    assert 0.3 < loop.test_accuracies(p, s)[0] <= 1.0  # the tiny classes are learnable
 
 
 def test_divergence_stops_with_status(splits):
     s, x_example = splits
     cfg = config.load(overrides={"model.hidden": [64, 32], "train.epochs": 5, "train.batch_size": 32,
                                  "train.optimizers": ["sgd"], "train.lr": 1e4})
-    p = train.fit(plan(cfg, "sgd", s), s, train.initial_progress(plan(cfg, "sgd", s), x_example))
+    p = loop.fit(plan(cfg, "sgd", s), s, loop.initial_progress(plan(cfg, "sgd", s), x_example))
     assert p.status == "diverged" and p.epoch < 5 and p.history.diverged_epoch == [p.epoch]
     assert not np.isfinite(p.history.train_loss[0][-1])
 
@@ -81,6 +82,6 @@ def test_schedule_is_recorded_per_epoch(splits):
                                  "train.schedule": "warmup_cosine", "train.warmup_epochs": 1})
     pl = plan(cfg, "sgd", s)
     steps = len(s.train_y) // 32
-    p = train.fit(pl, s, train.initial_progress(pl, x_example))
+    p = loop.fit(pl, s, loop.initial_progress(pl, x_example))
     oracle = optax.warmup_cosine_decay_schedule(0.0, 0.02, steps, 3 * steps, end_value=0.0)
     np.testing.assert_allclose(p.history.lr[0], [oracle(e * steps - 1) for e in (1, 2, 3)], rtol=1e-5, atol=1e-9)

@@ -12,7 +12,8 @@ import pytest
 
 from initopt import config
 from initopt import data
-from initopt.engine import runner, train
+from initopt.engine import loop, steps
+from initopt.engine import plan as plan_lib
 from initopt.runtime import compiles, env
 
 OVERRIDES = {"model.hidden": [64, 32], "train.epochs": 2, "train.batch_size": 32}
@@ -26,9 +27,9 @@ def setup(tiny_data):
 
 
 def fit(cfg, splits, x, optimizer, **plan_kwargs):
-    plan = runner.plan_for(cfg, optimizer, len(splits.train_y), **plan_kwargs)
-    progress = train.fit(plan, splits, train.initial_progress(plan, x))
-    return plan, progress, train.test_accuracies(progress, splits)
+    plan = plan_lib.plan_for(cfg, optimizer, len(splits.train_y), **plan_kwargs)
+    progress = loop.fit(plan, splits, loop.initial_progress(plan, x))
+    return plan, progress, loop.test_accuracies(progress, splits)
 
 
 def test_trials_of_one_program_equal_separate_runs(setup):
@@ -69,11 +70,11 @@ def test_some_trials_diverge_the_rest_complete(setup):
     assert p.status == "complete" and p.epoch == 3  # one trial completed: the run went on
     assert h.diverged_epoch[0] is None and h.diverged_epoch[1] == 1
     assert h.best_epoch[1] is None and accs[1] is None and 0.3 < accs[0] <= 1
-    metrics = runner.metrics_of(plan, p, accs)
+    metrics = loop.metrics_of(plan, p, accs)
     assert [t["status"] for t in metrics["trials"]] == ["complete", "diverged"]
     assert metrics["trials_diverged"] == 1 and metrics["status"] == "complete"
     # The completed trial kept its best epoch's parameters.
-    val = train.evaluate(p.best_params, p.state.apply_fn, jnp.asarray(splits.val_x), jnp.asarray(splits.val_y))
+    val = steps.evaluate(p.best_params, p.state.apply_fn, jnp.asarray(splits.val_x), jnp.asarray(splits.val_y))
     assert float(val["acc"][0]) == pytest.approx(h.best_val[0])
 
 
@@ -92,15 +93,16 @@ from initopt import config
 from initopt.runtime import env
 from initopt import data
 from initopt.nn import model
-from initopt.engine import runner, train, trials
+from initopt.engine import loop, placement
+from initopt.engine import plan as plan_lib
 env.set_prng("legacy")
 ds = data.load({data_dir!r})
 splits, (x, _) = data.make_splits(ds), data.example_batch(ds)
 cfg = config.load(overrides={{"model.hidden": [64, 32], "train.epochs": 2, "train.batch_size": 32, "train.seeds": 2}})
-plan = runner.plan_for(cfg, "momentum", len(splits.train_y), lrs=[0.05, 0.1])
-p = train.fit(plan, splits, train.initial_progress(plan, x))
-print(json.dumps({{"devices": len(trials.trial_mesh(4).devices.flat), "loss": p.history.train_loss,
-                  "val": p.history.val_scores, "test": train.test_accuracies(p, splits),
+plan = plan_lib.plan_for(cfg, "momentum", len(splits.train_y), lrs=[0.05, 0.1])
+p = loop.fit(plan, splits, loop.initial_progress(plan, x))
+print(json.dumps({{"devices": len(placement.trial_mesh(4).devices.flat), "loss": p.history.train_loss,
+                  "val": p.history.val_scores, "test": loop.test_accuracies(p, splits),
                   "sharding": str(p.state.params["params"]["Dense_0"]["kernel"].sharding)}}))
 """
 

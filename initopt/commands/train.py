@@ -10,7 +10,7 @@ from initopt.output import io
 
 
 def run(cfg: Config, group_dir: Path, data_dir: Path | None, figures, overwrite: bool = False,
-        hooks: Callable[[str], tuple] | None = None) -> dict:
+        hooks: Callable | None = None) -> dict:
     """Trains every arm in ``group_dir/<arm>``; returns ``{"runs", "comparison", "group_dir"}``."""
     from initopt.commands import problem
     from initopt.runtime import env

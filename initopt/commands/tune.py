@@ -21,7 +21,7 @@ def grids(cfg: Config) -> dict[str, list[float]]:
 
 
 def run(cfg: Config, tune_dir: Path, data_dir: Path | None, figures, overwrite: bool = False,
-        hooks: Callable[[str], tuple] | None = None) -> dict:
+        hooks: Callable | None = None) -> dict:
     """Tunes in ``tune_dir``; ``tune.json`` is written last. Returns the result."""
     from initopt.commands import problem
     from initopt.engine import budget

@@ -1,8 +1,14 @@
-"""Training progress on stderr: a bar on a terminal, one line per epoch otherwise, nothing quiet."""
+"""Training progress on stderr: a bar on a terminal, one line per epoch otherwise, nothing quiet.
+
+The bar counts steps (every trial's, for trials trained in turn), so a long epoch moves it and
+rich shows the steps done, their rate and the time left; a convolutional network's epoch reports
+its steps as its programs end, a dense network's epoch (one program) when it ends."""
 
 from __future__ import annotations
 
 from typing import Callable
+
+from initopt.engine.runner import Hooks
 
 
 def _last_val(history) -> float:
@@ -10,23 +16,18 @@ def _last_val(history) -> float:
     return sum(v[-1] for v in history.val_scores) / len(history.val_scores)
 
 
-def epoch_hooks(console, quiet: bool, n_epochs: int) -> Callable[[str], tuple]:
-    """Per run label: ``(on_epoch, on_resume, on_done)`` for :func:`initopt.engine.runner.run_labelled`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def epoch_hooks(console, quiet: bool, n_epochs: int) -> Callable[..., Hooks]:
+    """Per run: ``hooks(label, run_dir, plan)`` for :func:`initopt.engine.runner.run_labelled`."""
 
-    def hooks(label: str):
+    def hooks(label: str, run_dir, plan) -> Hooks:
         if quiet:
-            return None, None, None
+            return Hooks()
 
         def resumed(epoch: int) -> None:
             console.print(f"{label}: resuming after epoch {epoch}.")
 
         if console.is_terminal:
-            bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("val {task.fields[val]}"), TimeRemainingColumn(), console=console)
-            task = bar.add_task(label, total=n_epochs, val="-")
-            bar.start()
-            return lambda p: bar.update(task, completed=p.epoch, val=f"{_last_val(p.history):.4f}"), resumed, bar.stop
+            return _bar(console, label, n_epochs, plan, resumed)
 
         def line(p) -> None:
             h = p.history
@@ -34,6 +35,37 @@ def epoch_hooks(console, quiet: bool, n_epochs: int) -> Callable[[str], tuple]:
             console.print(f"{label} epoch {p.epoch}/{n_epochs}: val acc {_last_val(h):.4f}{over}"
                           f" ({h.epoch_seconds[-1]:.2f} s)", highlight=False)
 
-        return line, resumed, None
+        return Hooks(on_epoch=line, on_resume=resumed)
 
     return hooks
+
+
+def _bar(console, label: str, n_epochs: int, plan, resumed) -> Hooks:
+    """A rich bar over the run's steps (every trial's): steps done, steps per second, time left,
+    the epoch and the latest mean validation accuracy."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    per_epoch = plan.steps_per_epoch * plan.n_trials
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TextColumn("epoch {task.fields[epoch]}/%d  val {task.fields[val]}" % n_epochs),
+                   TimeRemainingColumn(), console=console)
+    task = bar.add_task(label, total=per_epoch * n_epochs, epoch=0, val="-", rate="")
+    bar.start()
+
+    def show_rate() -> None:
+        speed = bar.tasks[task].speed
+        bar.update(task, rate=f"{speed:.1f} steps/s" if speed else "")
+
+    def advance(k: int) -> None:
+        bar.advance(task, k)
+        show_rate()
+
+    def epoch_done(p) -> None:
+        bar.update(task, completed=per_epoch * p.epoch, epoch=p.epoch, val=f"{_last_val(p.history):.4f}")
+        show_rate()
+
+    def on_resume(epoch: int) -> None:
+        resumed(epoch)
+        bar.reset(task, total=per_epoch * n_epochs, completed=per_epoch * epoch, epoch=epoch)
+
+    return Hooks(on_epoch=epoch_done, on_steps=advance, on_resume=on_resume, on_done=bar.stop)

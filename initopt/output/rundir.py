@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from initopt.errors import InitoptError
 from initopt.output import io
@@ -18,6 +18,7 @@ from initopt.output import io
 CONFIG = "config.json"
 RUN = "run.json"
 METRICS = "metrics.json"
+FINISHED = ("complete", "diverged")
 
 
 class Run:
@@ -42,8 +43,10 @@ def mark(path: Path, info: dict, status: str, **more) -> None:
 
 
 @contextlib.contextmanager
-def lifecycle(path: Path, command: str, config: dict, info: dict | None = None) -> Iterator[Run]:
-    """Opens ``path`` for a run of ``command``; the body ends it with :meth:`Run.finish`."""
+def lifecycle(path: Path, command: str, config: dict, info: dict | None = None,
+              epochs_completed: Callable[[], int] | None = None) -> Iterator[Run]:
+    """Opens ``path`` for a run of ``command``; the body ends it with :meth:`Run.finish`. A
+    training run's ``epochs_completed()`` is recorded when it is interrupted or fails."""
     io.ensure_dir(path)
     io.start_rewrite(path)
     io.write_json(path / CONFIG, config)
@@ -51,9 +54,9 @@ def lifecycle(path: Path, command: str, config: dict, info: dict | None = None) 
     io.write_json(path / RUN, {**run.info, "status": "running"})
     try:
         yield run
-    except KeyboardInterrupt:
-        mark(path, run.info, "interrupted")
-        raise
-    except InitoptError as e:
-        mark(path, run.info, "failed", error=str(e))
+    except (KeyboardInterrupt, InitoptError) as e:
+        more = {} if epochs_completed is None else {"epochs_completed": epochs_completed()}
+        if isinstance(e, InitoptError):
+            more["error"] = str(e)
+        mark(path, run.info, "failed" if isinstance(e, InitoptError) else "interrupted", **more)
         raise

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -113,8 +114,8 @@ def phase_cells(splits, x_example, sigma_w2s: list[float], depths: list[int], wi
     ``steps`` SGD steps; all sigma_w^2 of one depth as one program of the trial engine. The network's
     last hidden layer feeds a 10-way readout (the MLP's last Dense), initialized like the others."""
     from initopt import config
-    from initopt.engine import runner, train
-    from initopt.engine import trials as trials_lib
+    from initopt.engine import loop, placement, steps
+    from initopt.engine import plan as plan_lib
 
     out = []
     n_eval = min(2048, len(splits.train_y))
@@ -123,15 +124,14 @@ def phase_cells(splits, x_example, sigma_w2s: list[float], depths: list[int], wi
         cfg = config.load(overrides={"model.hidden": [width] * depth_, "model.act": PHASE_ACT, "train.epochs": 1,
                                      "train.batch_size": batch_size, "train.lr": lr, "train.seed": seed,
                                      "train.instruments": 0})
-        plan = runner.plan_for(cfg, "sgd", len(splits.train_y))
-        plan = trials_lib.Plan(plan.model, plan.optimizer, plan.static, plan.schedule, plan.epochs, plan.batch_size,
-                               plan.trials * len(sigma_w2s), 0)
+        plan = plan_lib.plan_for(cfg, "sgd", len(splits.train_y))
+        plan = dataclasses.replace(plan, trials=plan.trials * len(sigma_w2s), instruments=0)
         key = jax.random.PRNGKey(seed)  # the same draws for every sigma_w^2: only the scale differs
         sizes = [splits.train_x.shape[1]] + [width] * depth_ + [10]
-        params_T = trials_lib.stack_trees([flax_params(init_layers(key, sizes, "gaussian", sw2, PHASE_SIGMA_B2))
-                                           for sw2 in sigma_w2s])
-        progress = train.fit(plan, splits, train.initial_progress(plan, x_example, params_T))
-        acc = trials_lib.to_host(train.evaluate(progress.state.params, progress.state.apply_fn, eval_x, eval_y)["acc"])
+        params_T = placement.stack_trees([flax_params(init_layers(key, sizes, "gaussian", sw2, PHASE_SIGMA_B2))
+                                          for sw2 in sigma_w2s])
+        progress = loop.fit(plan, splits, loop.initial_progress(plan, x_example, params_T))
+        acc = placement.to_host(steps.evaluate(progress.state.params, progress.state.apply_fn, eval_x, eval_y)["acc"])
         for sw2, a, div in zip(sigma_w2s, acc, progress.history.diverged_epoch):
             t = propagation.theory(PHASE_ACT, sw2, PHASE_SIGMA_B2)
             out.append({"sigma_w2": sw2, "depth": depth_, "train_acc": float(a) if div is None else None,

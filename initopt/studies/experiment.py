@@ -12,6 +12,7 @@ from typing import Callable
 from initopt.config import Config, describe_hidden, init_label
 from initopt.data import Splits
 from initopt.engine import budget, runner
+from initopt.engine import plan as plan_lib
 from initopt.engine.intervals import paired_comparisons
 from initopt.nn import networks
 from initopt.optim import optimizer_specs
@@ -81,13 +82,13 @@ def train_arms(
     x_example,
     environment: dict,
     overwrite: bool = False,
-    hooks: Callable[[str], tuple] | None = None,
+    hooks: Callable[..., runner.Hooks] | None = None,
 ) -> dict[str, dict]:
     """Trains each arm in ``group_dir/<label>``, on the same seeds and batch orders; returns their metrics.
 
-    ``hooks(label)`` gives ``(on_epoch, on_resume, on_done)`` callbacks for display.
+    ``hooks(label, run_dir, plan)`` gives each run's :class:`~initopt.engine.runner.Hooks` (display, TensorBoard).
     """
-    plans = {label: (cfg, runner.plan_for(cfg, name, len(splits.train_y))) for label, (cfg, name) in arms_.items()}
+    plans = {label: (cfg, plan_lib.plan_for(cfg, name, len(splits.train_y))) for label, (cfg, name) in arms_.items()}
     n_eval = max(len(splits.val_y), len(splits.test_y))
     for cfg, _ in plans.values():  # all checked before any training
         need = budget.train_bytes(networks.get(cfg.model), cfg.train.batch_size, cfg.train.seeds, len(splits.train_y),

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from initopt.config import Config, check_lr
+from initopt.engine import plan as plan_lib
 from initopt.engine import runner
 from initopt.engine.intervals import mean_ci95, paired_comparisons
 from initopt.errors import ConfigError
@@ -140,12 +141,12 @@ def median_or_none(values: list[float | None]) -> float | None:
 # ----------------------------------------------------------------------------- the protocol
 def run(cfg: Config, optimizers: tuple[str, ...], grids: dict[str, list[float]], tune_dir: Path, splits,
         x_example, environment: dict, overwrite: bool = False,
-        hooks: Callable[[str], tuple] | None = None) -> dict:
+        hooks: Callable[..., runner.Hooks] | None = None) -> dict:
     """Tunes every optimizer on its grid, selects on validation, runs the final seeds; returns tune.json."""
     t = cfg.tune
     tuning_seeds = [cfg.train.seed + i for i in range(t.seeds)]
     final_seeds = [cfg.train.seed + t.seeds + i for i in range(t.final_seeds)]  # disjoint from the tuning seeds
-    plans = {o: runner.plan_for(cfg, o, len(splits.train_y), lrs=grids[o], seeds=tuning_seeds) for o in optimizers}
+    plans = {o: plan_lib.plan_for(cfg, o, len(splits.train_y), lrs=grids[o], seeds=tuning_seeds) for o in optimizers}
     result: dict = {"tuning_seeds": tuning_seeds, "final_seeds": final_seeds, "target": t.target,
                     "epochs": cfg.train.epochs, "optimizers": {}}
     for name, plan in plans.items():
@@ -180,7 +181,7 @@ def _final(cfg, name, entry, final_seeds, tune_dir, splits, x_example, environme
         return {"lr": lr, "seeds": row["seeds"], "test_per_seed": row["test_per_seed"],
                 **_summary(row["test_per_seed"]), "optimistic": True,
                 "time_to_target": _median_time(entry["trials"], lr, entry["seconds_per_model_epoch"], cfg.tune.target)}
-    plan = runner.plan_for(cfg, name, len(splits.train_y), lrs=[lr], seeds=final_seeds)
+    plan = plan_lib.plan_for(cfg, name, len(splits.train_y), lrs=[lr], seeds=final_seeds)
     run_dir = tune_dir / _slug(name) / "final"
     metrics = runner.run_labelled(cfg, plan, run_dir, splits, x_example, environment, overwrite, hooks,
                                   f"{name} final", command="tune")
