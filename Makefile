@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 # A Python of this machine, never one downloaded by uv.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test data install lock test-latest bench clean
+.PHONY: run test test-fast data install lock test-latest bench clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -29,8 +29,13 @@ data: install
 run: data
 	$(BIN)/initopt train --optimizer adam
 
+# Everything, the slowest 15 named (what CI runs).
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# In-process, tiny configs, one compile cache: what to run after every change (under 3 minutes).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" --durations=10
 
 # The newest release of every dependency, in a venv of its own: the suite, the README's commands
 # included (tests/test_readme.py). Run it before `make lock`, which moves the lock to those releases.

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from initopt import config
 from initopt.output import tables
@@ -89,7 +90,7 @@ def _key_option(key: str) -> inspect.Parameter:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # [brackets] kept
     return typer.Exit(code)
 
 
@@ -280,7 +281,7 @@ def report(
 
     result = cmd.run(run_dirs, out, figures, html)
     for sentence in result.pop("damaged"):
-        err_console.print(f"[bold yellow]Warning:[/] left out of the report: {sentence}", highlight=False,
+        err_console.print(f"[bold yellow]Warning:[/] left out of the report: {escape(sentence)}", highlight=False,
                           soft_wrap=True)
     show("report", result, as_json, f"Wrote {result['report_dir']}")
 

@@ -1,4 +1,11 @@
-"""Shared fixtures: tiny IDX datasets written per test, and the Debian copy when present."""
+"""Shared fixtures: tiny IDX datasets written per test, their splits, the Debian copy when present,
+and one JAX compilation cache for the whole test run.
+
+Every test gets its own initopt cache directory (no test sees another's arrays or the user's),
+but the compilation cache inside it is one directory for the session: a program that one test
+compiled is read back by the next process that needs it (the CLI's subprocess tests and the
+README's commands compile the same programs). A test that counts compilations turns the cache
+off for itself (``no_compile_cache``)."""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import numpy as np
 import pytest
 
 from initopt import data
+from initopt.runtime import env
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -53,11 +61,42 @@ def tiny_data(tmp_path) -> Path:
     return make_dataset(tmp_path / "fmnist")
 
 
+@pytest.fixture
+def tiny_splits(tiny_data):
+    """``(dataset, splits, example batch)`` of :func:`tiny_data`, with the reference's (legacy) PRNG."""
+    env.set_prng("legacy")
+    ds = data.load(tiny_data)
+    return ds, data.make_splits(ds), data.example_batch(ds)[0]
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("jax-compilation-cache")
+
+
+def share_compile_cache(cache_dir: Path, shared: Path) -> None:
+    """``cache_dir``'s compilation cache (what ``runtime.env.setup_jax`` opens) is ``shared``."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    (cache_dir / "jax-compilation-cache").symlink_to(shared, target_is_directory=True)
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path):
-    """No test sees the user's data or cache settings."""
+def _isolated_env(monkeypatch, tmp_path_factory, compile_cache):
+    """No test sees the user's data or cache settings (its cache is its own, beside its tmp_path);
+    the compiled programs are shared."""
+    cache = tmp_path_factory.mktemp("cache")
     monkeypatch.delenv("INITOPT_DATA_DIR", raising=False)
-    monkeypatch.setenv("INITOPT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("INITOPT_COMPILE_CACHE", raising=False)
+    share_compile_cache(cache, compile_cache)
+    monkeypatch.setenv("INITOPT_CACHE_DIR", str(cache))
+
+
+@pytest.fixture
+def no_compile_cache(monkeypatch):
+    """For a test that counts the programs XLA builds: none read from the shared cache (for the
+    commands it runs, and for library calls in this process)."""
+    monkeypatch.setenv("INITOPT_COMPILE_CACHE", "off")
+    env.setup_jax(None)
 
 
 def blas_threads() -> int | None:

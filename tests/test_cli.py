@@ -52,11 +52,13 @@ def test_a_sections_keys_are_its_options(command, section):
     assert "--sigma-w2 <float> Weight variance times fan-in (above 0; default 1.76)." in help_text or command != "depth"
 
 
+@pytest.mark.slow
 def test_help_does_not_import_jax():
     code = "import sys; from initopt import cli; assert 'jax' not in sys.modules and 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="finds OpenBLAS in /proc/self/maps")
 def test_a_short_command_runs_no_garbage_collection_and_one_blas_thread(tmp_path):
     """A real surface command, from the console entry point. The collector's passes over the
@@ -75,6 +77,7 @@ def test_a_short_command_runs_no_garbage_collection_and_one_blas_thread(tmp_path
     assert (tmp_path / "surface" / "steep-steps10" / "trajectories.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, text", [
     (["init-stats", "--hidden", "512,,256"], "--hidden takes sizes like"),  # fails before JAX is imported
     (["surface", "--optimizer", "foo"], "Unknown optimizer 'foo'"),  # fails while the workers are forked
@@ -301,6 +304,7 @@ def test_train_bad_input(tiny_data, tmp_path, args, text):
 
 
 @pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
+@pytest.mark.slow
 def test_train_smoke_config_on_real_data(tmp_path):
     out = train_json("--config", "configs/smoke.toml", "--optimizer", "adam", "--quiet", "--out", tmp_path)
     assert out["status"] == "complete" and out["test_acc"] > 0.7  # 2 epochs on 4096 images
@@ -375,7 +379,8 @@ def test_written_files_are_readable_by_others(tmp_path):
 
 
 # ----------------------------------------------------------------------------- seeds and report
-def test_train_seeds_compiles_once_per_optimizer(tiny_data, tmp_path):
+@pytest.mark.slow
+def test_train_seeds_compiles_once_per_optimizer(tiny_data, tmp_path, no_compile_cache):
     from initopt.runtime import compiles
 
     start = compiles.mark()
@@ -396,7 +401,8 @@ def test_train_seeds_compiles_once_per_optimizer(tiny_data, tmp_path):
     assert comparison["paired"] == out["paired"]
 
 
-def test_two_runs_differing_in_lr_compile_the_epoch_once(tiny_data, tmp_path):
+@pytest.mark.slow
+def test_two_runs_differing_in_lr_compile_the_epoch_once(tiny_data, tmp_path, no_compile_cache):
     """Two `train` commands in one process, only --lr differs: XLA compiles the epoch once."""
     from initopt.runtime import compiles
 
@@ -411,6 +417,7 @@ def test_two_runs_differing_in_lr_compile_the_epoch_once(tiny_data, tmp_path):
     assert first["train_loss"] != second["train_loss"]
 
 
+@pytest.mark.slow
 def test_train_seeds_resume(tiny_data, tmp_path, monkeypatch):
     from initopt.engine import runner
 
@@ -424,6 +431,7 @@ def test_train_seeds_resume(tiny_data, tmp_path, monkeypatch):
         assert resumed[key] == whole[key], key
 
 
+@pytest.mark.slow
 def test_report(tiny_data, tmp_path):
     train_json(*SMOKE, "--optimizer", "sgd,adam", "--seeds", "2", "--data-dir", tiny_data, "--out", tmp_path)
     train_json(*SMOKE, "--optimizer", "momentum", "--data-dir", tiny_data, "--out", tmp_path, "--name", "single")
@@ -538,6 +546,7 @@ def running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
 def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     """SIGKILL a real `initopt train` process on the smoke config mid-way, then start it again; its
@@ -575,6 +584,7 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
         assert a[key] == b[key], key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", [False, True], ids=["command", "process-group"])
 def test_a_command_stopped_by_sigterm_leaves_no_warning_and_no_process(tmp_path, group):
     """SIGTERM outside training (where it is a preemption) ends a command at once, as it ends any
@@ -611,6 +621,7 @@ def test_a_command_stopped_by_sigterm_leaves_no_warning_and_no_process(tmp_path,
     assert not list(tmp_path.rglob("metrics.json"))
 
 
+@pytest.mark.slow
 def test_failed_rerun_does_not_leave_old_metrics_looking_complete(tiny_data, tmp_path, monkeypatch):
     from initopt.output import figures, plots
 
@@ -638,6 +649,7 @@ def make(learning_rate, decay=0.9):
 """
 
 
+@pytest.mark.slow
 def test_optax_alias_and_adam_pair_up(tiny_data, tmp_path):
     out = train_json(*SMOKE, "--optimizer", "optax:lion,adam", "--seeds", "2", "--data-dir", tiny_data,
                      "--out", tmp_path)
@@ -648,6 +660,7 @@ def test_optax_alias_and_adam_pair_up(tiny_data, tmp_path):
     assert (only_group(tmp_path) / "optax-lion" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_user_optimizer_file_in_the_current_directory(tiny_data, tmp_path, monkeypatch):
     (tmp_path / "myopt.py").write_text(MYOPT)
     monkeypatch.chdir(tmp_path)
@@ -676,6 +689,7 @@ def test_broken_user_optimizer_is_one_sentence(tiny_data, tmp_path, monkeypatch,
     assert result.exit_code == 1 and not (tmp_path / "train").exists() or not list((tmp_path / "train").rglob("*.json"))
 
 
+@pytest.mark.slow
 def test_warmup_cosine_schedule_records_lr_per_epoch(tiny_data, tmp_path):
     import optax
 
@@ -687,6 +701,7 @@ def test_warmup_cosine_schedule_records_lr_per_epoch(tiny_data, tmp_path):
     assert out["schedule"] == "warmup_cosine" and out["lr"] == 0.05
 
 
+@pytest.mark.slow
 def test_optimizer_table_in_the_config(tiny_data, tmp_path):
     config_file = tmp_path / "c.toml"
     config_file.write_text("[train]\noptimizer = ['momentum']\nepochs = 1\nbatch_size = 32\n\n"
@@ -730,6 +745,7 @@ def test_diverged_message_counts_trials():
     assert note == "Diverged (kept their best epoch; the rest completed): sgd: 1 of 4 trials."
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
 def test_sigterm_is_a_preemption(tmp_path):
     """SIGTERM a real `initopt train`: status interrupted, exit 143, and the rerun resumes to the same metrics."""
@@ -798,12 +814,16 @@ def test_freed_memory_is_reused_without_page_faults():
     assert faults_of_a_touched_block() < 100
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc arenas")
-@pytest.mark.parametrize("inline, most_faults", [(True, 1_000), (False, None)])
-def test_a_program_reuses_its_temporaries_when_run_inline(inline, most_faults):
-    """A program with 78 MB of temporaries (a loop's carried array), called again, reuses the
-    memory of the call before when it runs on the calling thread (run_programs_inline), and maps
-    its 20,000 pages anew on a dispatch thread: the second case shows that the first can fail."""
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_program_reuses_its_temporaries_when_run_inline(inline):
+    """A program with 78 MB of temporaries (a loop's carried array) reuses the memory of the call
+    before when it runs on the calling thread (run_programs_inline), and maps its 20,000 pages
+    anew on every call on a dispatch thread: the second case shows that the first can fail.
+    Counted over 20 calls, as a run's steps see it: inline, an early call now and then still
+    faults its block in anew (the arena's free space is not yet in one piece; 0 to 2 calls of 20
+    here, on a loaded machine too), dispatched every call does."""
     code = f"""
 import resource
 from initopt.runtime import env
@@ -815,19 +835,17 @@ f = jax.jit(lambda x: jax.lax.fori_loop(0, 3, lambda i, a: jnp.sin(a) + i, jnp.t
 x = jnp.ones(1024)
 assert f.lower(x).compile().memory_analysis().temp_size_in_bytes > 64 << 20
 f(x).block_until_ready()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-f(x).block_until_ready()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+for _ in range(20):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    f(x).block_until_ready()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
     thp = type(ROOT)("/sys/kernel/mm/transparent_hugepage/enabled")
-    if most_faults is None and thp.exists() and "[always]" in thp.read_text():
+    if not inline and thp.exists() and "[always]" in thp.read_text():
         pytest.skip("fresh mappings come as 2 MiB pages here: a few dozen faults either way")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    faults = int(out.stdout.split()[-1])
-    if most_faults is None:
-        assert faults > 10_000  # 78 MB of fresh 4 KiB pages
-    else:
-        assert faults < most_faults
+    fresh = sum(int(n) > 10_000 for n in out.stdout.split())  # calls that faulted 78 MB of 4 KiB pages in anew
+    assert fresh <= 5 if inline else fresh >= 15
 
 
 @pytest.mark.parametrize("value, wanted", [("on", True), (" Yes", True), ("1", True), ("OFF", False), ("no", False),
@@ -846,14 +864,18 @@ def test_compile_cache_switch(value, wanted, tmp_path, monkeypatch):
     assert not (tmp_path / "surface").exists()
 
 
-def test_a_corrupt_compilation_cache_entry_is_removed_and_written_again(tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("user_filter", ["default", "ignore"])
+def test_a_corrupt_compilation_cache_entry_is_removed_and_written_again(tmp_path, user_filter):
     """JAX never overwrites a cache entry it cannot read: without initopt's mending every later run
-    warned and compiled again. Real processes, since a process compiles a program once."""
-    env = {**__import__("os").environ, "INITOPT_CACHE_DIR": str(tmp_path / "cache"), "INITOPT_COMPILE_CACHE": "on"}
+    warned and compiled again. Real processes, since a process compiles a program once; the
+    mending holds whatever the user's warning filters (it keys on JAX's warning)."""
+    env = {**__import__("os").environ, "INITOPT_CACHE_DIR": str(tmp_path / "own-cache"), "INITOPT_COMPILE_CACHE": "on",
+           "PYTHONWARNINGS": user_filter}
     command = [sys.executable, "-m", "initopt", "surface", "--optimizer", "adam", "--steps", "5",
                "--out", str(tmp_path / "out")]
     subprocess.run(command, env=env, capture_output=True, check=True)
-    entries = sorted((tmp_path / "cache" / "jax-compilation-cache").glob("jit_trajectories-*-cache"))
+    entries = sorted((tmp_path / "own-cache" / "jax-compilation-cache").glob("jit_trajectories-*-cache"))
     assert len(entries) == 1
     entries[0].write_bytes(entries[0].read_bytes()[:100])  # truncated
     mended = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
@@ -884,6 +906,7 @@ def _without_timings(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in ("seconds", "run_dir")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, args", [
     ("init-stats", ["--init", "normal", "--scale", "0.05", "--act", "tanh", "--hidden", "16,8", "--seed", "3"]),
     ("init-stats", ["--grid", "--hidden", "8,8"]),
@@ -918,6 +941,7 @@ def test_a_command_config_file_gives_its_section_and_options_override_it(tmp_pat
                        f"depth.width in {tmp_path / 'bad.toml'} must be at least 1, not 0.")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, args, config_json", [
     ("train", ["--optimizer", "sgd,adam", "--seeds", "2", "--init", "kaiming,normal:0.05"], "config.json"),
     ("train", ["--optimizer", "momentum", "--lr", "0.05", "--hyper", "beta=0.8"], "momentum/config.json"),

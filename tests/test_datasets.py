@@ -141,6 +141,10 @@ def test_npz_classes_hold_out_and_normalisation(tmp_path):
     ({"x_test": np.zeros((30, 5, 5, 2), np.float32)}, "samples of x_test are (5, 5, 2), those of x_train (6, 6, 2)"),
     ({"x_val": np.zeros((4, 6, 6, 2), np.float32)}, "has one of x_val and y_val"),
     ({"x_train": np.array([object()] * 120)}, "is not a readable .npz file"),  # pickled objects are refused
+    ({"y_train": np.array([0, 5, 599000] * 40), "y_test": np.zeros(30, int)},
+     "y_train has 3 distinct labels (0, 5, 599000), not the classes 0..599000 that its largest label implies "
+     "(598998 of them without a sample)"),
+    ({"y_train": np.arange(120) % 3 + 1, "y_test": np.ones(30, int)}, "y_train has 3 distinct labels (1, 2, 3)"),
 ])
 def test_npz_checks(tmp_path, replace, text):
     path = tmp_path / "bad.npz"
@@ -166,6 +170,7 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_train_and_init_stats_on_a_users_npz(tmp_path):
     """The user's file through the commands: its classes set the output layer, and the run's
     config.json names the file, so the run reproduces from it."""
@@ -200,3 +205,23 @@ def test_data_command_names_the_dataset(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["dataset"] == "cifar10" and (summary["train"], summary["test"]) == (20, 6)
     assert summary["image_shape"] == [32, 32, 3] and summary["classes"] == 10
+
+
+@pytest.mark.parametrize("model, shape, text", [
+    ("2c2d", (784,), "Model 2c2d takes images, samples of H x W or H x W x C values; this dataset's samples are vectors "
+                     "of 784 values: reshape the data's x arrays to images (x.reshape(-1, 28, 28) for 28 x 28 images), "
+                     "or use --model mlp."),
+    ("3c3d", (4, 4, 2), "Model 3c3d cannot take images of 4 x 4 x 2: they are too small for its convolutions and "
+                        "poolings; use larger images or --model mlp."),
+])
+def test_a_network_that_cannot_take_the_data_says_so_in_its_terms(tmp_path, model, shape, text):
+    """What the built-in network takes against what the file holds, before any work; not a quoted
+    broadcasting or convolution error."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "flat.npz"
+    np.savez(path, x_train=rng.normal(size=(120, *shape)), y_train=np.arange(120) % 3,
+             x_test=rng.normal(size=(30, *shape)), y_test=np.arange(30) % 3)
+    r = invoke("train", "--dataset", path, "--model", model, "--epochs", "1", "--out", tmp_path / "out")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert text in " ".join(r.output.split())
+    assert not list((tmp_path / "out").rglob("*.json"))

@@ -20,6 +20,7 @@ def inputs():
     return rng.standard_normal((64, 784)).astype(np.float32)  # unit-variance inputs: q_in = 1
 
 
+@pytest.mark.slow
 def test_measured_variances_follow_the_q_map_at_width_1024(inputs):
     """Each layer's estimate of q is a mean of W squared Gaussians: relative std sqrt(2 / W) per layer,
     and the errors of l layers add at most like sqrt(l) (the map contracts for tanh at these values).
@@ -34,6 +35,7 @@ def test_measured_variances_follow_the_q_map_at_width_1024(inputs):
     assert np.all(np.abs(q / np.asarray(pred["q"]) - 1) < rtol)
 
 
+@pytest.mark.slow
 def test_linear_orthogonal_network_is_an_isometry(inputs):
     ortho = depth.init_layers(jax.random.PRNGKey(0), [784] + [128] * 10, "orthogonal", 1.0, 0.0)
     sv = depth.jacobian_singular_values(ortho, inputs[0], "identity")
@@ -60,6 +62,7 @@ def test_lsuv_in_the_registry_for_the_mlp(tiny_data):
     assert all(abs(v - 1) < 0.1 for v in s["act_var"])  # every layer's output, logits included
 
 
+@pytest.mark.slow
 def test_depth_command_quick(tiny_data, tmp_path):
     result = CliRunner().invoke(app, ["depth", "--init", "orthogonal,gaussian", "--width", "48", "--depth", "12",
                                       "--jacobian-depths", "3,12", "--phase", "--quick", "--data-dir", str(tiny_data),

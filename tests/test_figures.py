@@ -75,6 +75,7 @@ def test_ctrl_c_is_left_to_the_main_process(tmp_path):
     assert worker.is_alive() and (tmp_path / "second.png").read_bytes() == (tmp_path / "first.png").read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads parent pids from /proc")
 def test_workers_are_forked_from_one_server_that_imported_matplotlib(tmp_path):
     """Both workers are children of the fork server (one import of matplotlib for all of them), not
@@ -147,6 +148,7 @@ def test_a_command_caps_its_workers_and_zero_still_draws_in_process(monkeypatch,
     assert here.wait() == [] and (tmp_path / "loss.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_a_command_leaves_matplotlib_to_the_workers_and_ends_cleanly(tmp_path):
     """A whole `initopt surface` process: it exits 0 through the console entry point (which ends the
     workers and skips Python's teardown), its PNGs are complete, and the main process never

@@ -82,6 +82,7 @@ def test_scale_validation():
     assert inits.canonical_name("Equal-Variance") == "equal_variance"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prng", ["legacy", "modern"])
 def test_jitted_init_gives_the_reference_bits(prng):
     """model.init_cells (one compiled program) against the reference's op-by-op model.init, for every

@@ -55,6 +55,7 @@ def np_preacts(model: str, params, x_BxD) -> list[np.ndarray]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,names", [
     ("mlp", ["Dense_0", "Dense_1", "Dense_2"]),
     ("2c2d", ["Conv_0", "Conv_1", "Dense_0", "Dense_1"]),  # its epoch runs as programs of unrolled steps
@@ -121,6 +122,7 @@ def test_parse():
         config.parse_instruments("0")
 
 
+@pytest.mark.slow
 def test_initializations_compared_by_training(tiny_data, tmp_path):
     result = CliRunner().invoke(app, ["train", "--init", "kaiming,normal:0.01", "--optimizer", "sgd", "--epochs", "3",
                                       "--seeds", "2", "--hidden", "32,16", "--batch-size", "50", "--quiet",

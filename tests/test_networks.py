@@ -142,6 +142,7 @@ def test_conv_fans_are_receptive_field_times_channels():
     assert np.abs(w).max() <= 0.1 and np.var(w) == pytest.approx(initializers.TRUNCATED_NORMAL_VAR * 0.0025, rel=0.03)
 
 
+@pytest.mark.slow
 def test_conv_mean_field_against_the_measured_variance(tiny_data):
     """The first Conv's predicted pre-activation variance (fan-in = 5 x 5 x 1, zero padding at the
     borders counted) against its measured variance averaged over 12 initialisations; the layers
@@ -165,6 +166,7 @@ def test_conv_mean_field_against_the_measured_variance(tiny_data):
     assert all(v is not None and why is None for v, why in mlp)
 
 
+@pytest.mark.slow
 def test_default_init_keeps_the_modules_own_kernels(tiny_data):
     x = data.example_batch(data.load(tiny_data), size=8)[0]
     cfg = cfg_of(name="2c2d", init="default")
@@ -179,6 +181,7 @@ def test_default_init_keeps_the_modules_own_kernels(tiny_data):
     np.testing.assert_array_equal(redrawn["params"]["Conv_1"]["bias"], params["params"]["Conv_1"]["bias"])
 
 
+@pytest.mark.slow
 def test_stepped_epoch_is_the_scanned_epoch(user_model, tiny_data):
     """A convolutional network's epoch (programs of unrolled steps, a recorded step between them)
     gives the numbers of the one-program scanned epoch; trials one after another give each lone
@@ -196,7 +199,10 @@ def test_stepped_epoch_is_the_scanned_epoch(user_model, tiny_data):
     state = steps.initial_state(plan, networks.get(plan.model), x)
     params0 = jax.tree.map(jnp.copy, state.params)
     copy = jax.tree.map(jnp.copy, state)
-    stepped, m1 = steps.stepped_epoch(state, xd, yd, order, mesh, params0, probe, n_records=2, dead_units=True)
+    told = []  # the steps done within the epoch, as its programs end (every trial's: here one after another)
+    stepped, m1 = steps.stepped_epoch(state, xd, yd, order, mesh, params0, probe, n_records=2, dead_units=True,
+                                      on_steps=told.append)
+    assert sum(told) == order.shape[0] * order.shape[1] and len(told) > order.shape[0]
     scanned, m2 = steps.train_epoch(copy, xd, yd, placement.shard_trials(order, mesh), params0, probe, n_records=2,
                                     dead_units=True)
     m2 = jax.device_get(m2)
@@ -218,6 +224,7 @@ def test_stepped_epoch_is_the_scanned_epoch(user_model, tiny_data):
         np.testing.assert_array_equal(m["loss"][0], m1["loss"][t])
 
 
+@pytest.mark.slow
 def test_user_model_through_train_tune_and_init_stats(user_model, tiny_data, tmp_path):
     model = f"{user_model}:small"
     out = tmp_path / "o"
@@ -257,6 +264,7 @@ def test_user_model_through_train_tune_and_init_stats(user_model, tiny_data, tmp
         assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_problem_configs_are_deepobs(tiny_data, tmp_path):
     expected = {"fmnist_mlp": ("fashion_mnist", "mlp"), "fmnist_2c2d": ("fashion_mnist", "2c2d"),
                 "mnist_2c2d": ("mnist", "2c2d"), "cifar10_3c3d": ("cifar10", "3c3d")}
@@ -274,6 +282,7 @@ def test_problem_configs_are_deepobs(tiny_data, tmp_path):
     assert s["act_var_predicted"][0] is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape,window,stride", [((3, 28, 28, 4), 2, 2), ((3, 28, 28, 4), 3, 2), ((2, 13, 11, 3), 3, 2),
                                                  ((2, 6, 6, 2), 2, 2)])
 def test_max_pool_is_flax_max_pool(shape, window, stride):
@@ -331,6 +340,7 @@ class _FlaxTwoC2D(__import__("flax.linen", fromlist=["nn"]).Module):
         return nn.Dense(10)(x)
 
 
+@pytest.mark.slow
 def test_builtin_cnn_is_flax_conv_and_max_pool():
     """2c2d's faster layers, inside the compiled training step with its compiler options, give
     the numbers of ``nn.Conv`` and ``nn.max_pool`` under XLA's defaults: the loss and every

@@ -11,6 +11,7 @@ variable), so the commands themselves stay as written.
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import re
@@ -126,6 +127,7 @@ def initopt_executable() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "initopt"]
 
 
+@pytest.mark.slow
 def test_readme_commands_run_as_written(tmp_path):
     """Each README command, in README order, in one working directory: exit code, no traceback,
     and the files where the README says they go."""
@@ -137,8 +139,7 @@ def test_readme_commands_run_as_written(tmp_path):
     rng = np.random.default_rng(0)  # the user's arrays: 3 classes of 4 x 4 x 2 samples
     np.savez(work / "mydata.npz", x_train=rng.normal(size=(600, 4, 4, 2)), y_train=np.arange(600) % 3,
              x_test=rng.normal(size=(60, 4, 4, 2)), y_test=np.arange(60) % 3)
-    env = {**os.environ, "INITOPT_DATA_DIR": str(make_dataset(tmp_path / "data", n_train=1500, n_test=200)),
-           "INITOPT_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "INITOPT_DATA_DIR": str(make_dataset(tmp_path / "data", n_train=1500, n_test=200))}
     failures, done = [], set()
     for command in readme_commands():
         if command in NOT_RUN_HERE:

@@ -67,6 +67,7 @@ def tuned(tmp_path_factory):
     return out, json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_report_html_is_one_self_contained_page(tuned):
     out, result = tuned
     page = (out / "report" / "report.html").read_text()

@@ -35,6 +35,7 @@ def test_published_kaiming_relu_statistics(example):
     assert s["layers"] == ["Layer 0", "Layer 2", "Layer 4", "Layer 6", "Layer 8"]
 
 
+@pytest.mark.slow
 @needs_debian_data
 def test_grid_reproduces_the_reference_behaviour(example):
     cells = {(c.summary["init"], c.summary["scale"], c.summary["act"]): c for c in stats.grid_stats(
@@ -57,6 +58,7 @@ def test_grid_reproduces_the_reference_behaviour(example):
                 assert np.ptp(g) <= 1e-6 * max(np.abs(g).max(), 1e-30)
 
 
+@pytest.mark.slow
 def test_the_grid_program_gives_every_cell_what_a_lone_run_gives(tiny_data):
     """One traced model for all activations (lax.switch per cell) against one model per cell."""
     x, y = data.example_batch(data.load(tiny_data))
@@ -86,6 +88,7 @@ def test_theory_is_none_for_constant(tiny_data):
     assert max(s["weight_var"]) < 1e-12 and s["weight_mean"] == pytest.approx([0.005] * 5)
 
 
+@pytest.mark.slow
 def test_modern_prng_changes_the_draws_not_the_distribution(tiny_data):
     x, y = data.example_batch(data.load(tiny_data))
     legacy = stats.init_stats(ModelConfig(), x, y).summary

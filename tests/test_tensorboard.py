@@ -82,3 +82,45 @@ def test_without_the_flag_nothing_is_written_or_imported(tiny_data, tmp_path):
     code = ("import sys; from initopt import cli, config; from initopt.commands import train, tune; "
             "assert 'tensorboardX' not in sys.modules and 'tensorboard' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("command, extra", [
+    ("train", ["--optimizer", "adam", "--seeds", "2", "--epochs", "4"]),
+    ("tune", ["--optimizer", "sgd", "--lr-grid", "0.01,0.1", "--seeds", "1", "--final-seeds", "0", "--epochs", "4"]),
+])
+def test_each_epoch_is_written_as_it_ends(tiny_data, tmp_path, monkeypatch, command, extra):
+    """A run stopped in its third epoch (Ctrl-C right after that epoch's checkpoint, before anything
+    else hears of it) has left every trial's curves of epochs 1 and 2, the numbers its checkpoint
+    holds: TensorBoard shows a long run as it goes, not once it has ended."""
+    from tests.test_cli import interrupt_after_epoch
+
+    interrupt_after_epoch(monkeypatch, 3)
+    args = [command, *SMOKE[:-3], *extra, "--tensorboard", "--quiet", "--data-dir", str(tiny_data),
+            "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130, result.output
+    (run_dir,) = {p.parents[2] for p in tmp_path.rglob("tensorboard/*/events.out.tfevents.*")}
+    ckpt = __import__("initopt.output.io", fromlist=["io"]).load_checkpoint(run_dir / "checkpoint.msgpack")
+    history = json.loads(ckpt["history"])
+    trials = sorted((run_dir / "tensorboard").iterdir())
+    assert len(trials) == 2
+    for t, trial in enumerate(trials):  # trial names sort as the plan's trials do here (seed, then rate)
+        acc = events(trial)
+        for tag, key in (("accuracy/validation", "val_scores"), ("loss/train", "train_loss"), ("learning_rate", "lr")):
+            steps, values = zip(*scalars(acc, tag))
+            assert steps == (1, 2)
+            np.testing.assert_allclose(values, history[key][t][:2], rtol=1e-6)
+
+
+def test_a_missing_tensorboardx_is_one_sentence_before_any_work(tiny_data, tmp_path, monkeypatch):
+    """The exact install command, its brackets kept (rich markup swallowed '[tensorboard]'), and
+    nothing trained or written."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails as where it is not installed
+    result = runner.invoke(app, ["train", *SMOKE, "--optimizer", "sgd", "--tensorboard", "--data-dir",
+                                 str(tiny_data), "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert ("--tensorboard needs the tensorboardX package, which is not installed; install it with `pip install "
+            "tensorboardX` (or initopt with its extra: pip install 'initopt[tensorboard]').") in " ".join(result.output.split())
+    assert not (tmp_path / "train").exists()

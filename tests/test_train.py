@@ -4,33 +4,24 @@ import numpy as np
 import pytest
 
 from initopt import config
-from initopt import data
 from initopt.engine import loop, steps
 from initopt.engine import plan as plan_lib
-from initopt.runtime import env
 
 CFG = config.load(overrides={"model.hidden": [64, 32], "train.epochs": 3, "train.batch_size": 32,
                              "train.optimizers": ["adam"]})
-
-
-@pytest.fixture
-def splits(tiny_data):
-    env.set_prng("legacy")
-    ds = data.load(tiny_data)
-    return data.make_splits(ds), data.example_batch(ds)[0]
 
 
 def plan(cfg, optimizer, s):
     return plan_lib.plan_for(cfg, optimizer, len(s.train_y))
 
 
-def test_scan_epoch_equals_per_step_loop(splits):
+def test_scan_epoch_equals_per_step_loop(tiny_splits):
     """The oracle: one jitted step per batch with a plain (not injected) optimizer, fed from Python."""
     from flax.training.train_state import TrainState
 
     from initopt.optim.optimizers import momentum
 
-    s, x_example = splits
+    _, s, x_example = tiny_splits
     p = plan(CFG, "momentum", s)
     progress = loop.initial_progress(p, x_example)
     order = plan_lib.batch_orders(p, len(s.train_y))[42][0]
@@ -48,8 +39,8 @@ def test_scan_epoch_equals_per_step_loop(splits):
     assert int(scanned.step[0]) == len(order) and float(metrics["lr"][0]) == pytest.approx(0.1)
 
 
-def test_fit_learns_and_keeps_the_best_epoch(splits):
-    s, x_example = splits
+def test_fit_learns_and_keeps_the_best_epoch(tiny_splits):
+    _, s, x_example = tiny_splits
     epochs_seen = []
     cfg = config.load(overrides={"model.hidden": [64, 32], "train.epochs": 3, "train.batch_size": 32, "train.lr": 0.01})
     p = loop.fit(plan(cfg, "adam", s), s, loop.initial_progress(plan(cfg, "adam", s), x_example),
@@ -64,8 +55,8 @@ def test_fit_learns_and_keeps_the_best_epoch(splits):
     assert 0.3 < loop.test_accuracies(p, s)[0] <= 1.0  # the tiny classes are learnable
 
 
-def test_divergence_stops_with_status(splits):
-    s, x_example = splits
+def test_divergence_stops_with_status(tiny_splits):
+    _, s, x_example = tiny_splits
     cfg = config.load(overrides={"model.hidden": [64, 32], "train.epochs": 5, "train.batch_size": 32,
                                  "train.optimizers": ["sgd"], "train.lr": 1e4})
     p = loop.fit(plan(cfg, "sgd", s), s, loop.initial_progress(plan(cfg, "sgd", s), x_example))
@@ -73,11 +64,12 @@ def test_divergence_stops_with_status(splits):
     assert not np.isfinite(p.history.train_loss[0][-1])
 
 
-def test_schedule_is_recorded_per_epoch(splits):
+@pytest.mark.slow
+def test_schedule_is_recorded_per_epoch(tiny_splits):
     """warmup_cosine over 3 epochs with 1 warm-up epoch: the rate of each epoch's last update."""
     import optax
 
-    s, x_example = splits
+    _, s, x_example = tiny_splits
     cfg = config.load(overrides={"model.hidden": [32], "train.epochs": 3, "train.batch_size": 32, "train.lr": 0.02,
                                  "train.schedule": "warmup_cosine", "train.warmup_epochs": 1})
     pl = plan(cfg, "sgd", s)

@@ -11,19 +11,11 @@ import numpy as np
 import pytest
 
 from initopt import config
-from initopt import data
 from initopt.engine import loop, steps
 from initopt.engine import plan as plan_lib
-from initopt.runtime import compiles, env
+from initopt.runtime import compiles
 
 OVERRIDES = {"model.hidden": [64, 32], "train.epochs": 2, "train.batch_size": 32}
-
-
-@pytest.fixture
-def setup(tiny_data):
-    env.set_prng("legacy")
-    ds = data.load(tiny_data)
-    return data.make_splits(ds), data.example_batch(ds)[0]
 
 
 def fit(cfg, splits, x, optimizer, **plan_kwargs):
@@ -32,9 +24,9 @@ def fit(cfg, splits, x, optimizer, **plan_kwargs):
     return plan, progress, loop.test_accuracies(progress, splits)
 
 
-def test_trials_of_one_program_equal_separate_runs(setup):
+def test_trials_of_one_program_equal_separate_runs(tiny_splits):
     """Two seeds x two learning rates as one vmapped program against four lone runs."""
-    splits, x = setup
+    _, splits, x = tiny_splits
     cfg = config.load(overrides={**OVERRIDES, "train.seed": 7})
     plan, multi, accs = fit(cfg, splits, x, "momentum", lrs=[0.05, 0.2], seeds=[7, 8])
     assert [(t.lr, t.seed) for t in plan.trials] == [(0.05, 7), (0.05, 8), (0.2, 7), (0.2, 8)]
@@ -49,9 +41,10 @@ def test_trials_of_one_program_equal_separate_runs(setup):
     assert multi.history.train_loss[0] != multi.history.train_loss[2]  # the learning rates differ
 
 
-def test_a_new_learning_rate_does_not_recompile_the_epoch(setup):
+@pytest.mark.slow
+def test_a_new_learning_rate_does_not_recompile_the_epoch(tiny_splits, no_compile_cache):
     """XLA compilations of the epoch program, counted as JAX reports them."""
-    splits, x = setup
+    _, splits, x = tiny_splits
     counts = []
     for lr in (0.013, 0.031):  # values no other test uses, so nothing is cached before
         cfg = config.load(overrides={**OVERRIDES, "model.hidden": [48, 16], "train.lr": lr})
@@ -62,8 +55,8 @@ def test_a_new_learning_rate_does_not_recompile_the_epoch(setup):
     assert counts == [1, 0]
 
 
-def test_some_trials_diverge_the_rest_complete(setup):
-    splits, x = setup
+def test_some_trials_diverge_the_rest_complete(tiny_splits):
+    _, splits, x = tiny_splits
     cfg = config.load(overrides={**OVERRIDES, "train.epochs": 3, "train.batch_size": 16})
     plan, p, accs = fit(cfg, splits, x, "sgd", lrs=[0.05, 100.0])
     h = p.history
@@ -78,8 +71,9 @@ def test_some_trials_diverge_the_rest_complete(setup):
     assert float(val["acc"][0]) == pytest.approx(h.best_val[0])
 
 
-def test_all_trials_diverged_stops_early(setup):
-    splits, x = setup
+@pytest.mark.slow
+def test_all_trials_diverged_stops_early(tiny_splits):
+    _, splits, x = tiny_splits
     cfg = config.load(overrides={**OVERRIDES, "train.epochs": 5, "train.batch_size": 16, "train.lr": 100.0,
                                  "train.seeds": 2})
     _, p, accs = fit(cfg, splits, x, "sgd")
@@ -115,6 +109,7 @@ def _run_sharded(tiny_data, n_devices):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_sharded_over_four_cpu_devices_equals_one_device(tiny_data):
     four, one = _run_sharded(tiny_data, 4), _run_sharded(tiny_data, 1)
     assert four["devices"] == 4 and one["devices"] == 1
@@ -139,6 +134,7 @@ def _tune_numbers(d):
     return [x for e in d["optimizers"].values() for x in (e["selected"]["lr"], *e["final"]["test_per_seed"])]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, args, numbers", [
     ("train", [*SMOKE_TRAINING, "--optimizer", "adam", "--seeds", "4"], lambda d: d["test_acc_per_seed"]),
     ("tune", [*SMOKE_TRAINING, "--optimizer", "sgd", "--lr-grid", "0.01,0.1", "--seeds", "2", "--final-seeds", "2"],

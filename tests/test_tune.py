@@ -10,9 +10,7 @@ from typer.testing import CliRunner
 
 from initopt import config
 from initopt.cli import app
-from initopt import data
 from initopt.errors import ConfigError
-from initopt.runtime import env
 from initopt.studies import tune
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -46,21 +44,14 @@ def test_time_to_target_and_median():
     assert tune.median_or_none([2, 3, None]) == 3 and tune.median_or_none([2, None, None]) is None
 
 
-@pytest.fixture
-def setup(tiny_data):
-    env.set_prng("legacy")
-    ds = data.load(tiny_data)
-    return ds, data.make_splits(ds), data.example_batch(ds)[0]
-
-
 def _tune(tmp_path, splits, x, grid, optimizers=("sgd",), final_seeds=0, target=None):
     cfg = config.load(overrides={"model.hidden": [32], "train.epochs": 2, "train.batch_size": 16, "tune.seeds": 2,
                                  "tune.final_seeds": final_seeds, "tune.target": target})
     return tune.run(cfg, optimizers, {o: grid for o in optimizers}, tmp_path / "t", splits, x, {})
 
 
-def test_a_diverging_rate_is_marked_and_never_selected(setup, tmp_path):
-    _, splits, x = setup
+def test_a_diverging_rate_is_marked_and_never_selected(tiny_splits, tmp_path):
+    _, splits, x = tiny_splits
     result = _tune(tmp_path, splits, x, [0.01, 0.1, 100.0], target=0.5)
     entry = result["optimizers"]["sgd"]
     rows = {r["lr"]: r for r in entry["grid"]}
@@ -72,8 +63,9 @@ def test_a_diverging_rate_is_marked_and_never_selected(setup, tmp_path):
     assert entry["final"]["optimistic"] is True and len(entry["final"]["test_per_seed"]) == 2
 
 
-def test_selection_ignores_the_test_split(setup, tmp_path):
-    _, splits, x = setup
+@pytest.mark.slow
+def test_selection_ignores_the_test_split(tiny_splits, tmp_path):
+    _, splits, x = tiny_splits
     shuffled = dataclasses.replace(splits, test_y=np.random.default_rng(0).permutation(splits.test_y))
     a = _tune(tmp_path / "a", splits, x, [0.003, 0.03, 0.3], optimizers=("sgd", "adam"))
     b = _tune(tmp_path / "b", shuffled, x, [0.003, 0.03, 0.3], optimizers=("sgd", "adam"))
@@ -82,8 +74,9 @@ def test_selection_ignores_the_test_split(setup, tmp_path):
         assert a["optimizers"][name]["final"]["test_per_seed"] != b["optimizers"][name]["final"]["test_per_seed"]
 
 
-def test_final_seeds_are_fresh_and_paired(setup, tmp_path):
-    _, splits, x = setup
+@pytest.mark.slow
+def test_final_seeds_are_fresh_and_paired(tiny_splits, tmp_path):
+    _, splits, x = tiny_splits
     result = _tune(tmp_path, splits, x, [0.01, 0.1], optimizers=("sgd", "momentum"), final_seeds=3)
     assert result["tuning_seeds"] == [42, 43] and result["final_seeds"] == [44, 45, 46]
     for entry in result["optimizers"].values():
@@ -92,6 +85,7 @@ def test_final_seeds_are_fresh_and_paired(setup, tmp_path):
     assert pair["n"] == 3 and (pair["a"], pair["b"]) == ("sgd", "momentum")
 
 
+@pytest.mark.slow
 def test_tune_command_end_to_end_and_resume(tiny_data, tmp_path):
     runner = CliRunner()
     args = ["tune", "--optimizer", "sgd,adam", "--lr-grid", "1e-3:1:4", "--seeds", "2", "--final-seeds", "2",

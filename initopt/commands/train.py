@@ -16,6 +16,10 @@ def run(cfg: Config, group_dir: Path, data_dir: Path | None, figures, overwrite:
     from initopt.runtime import env
     from initopt.studies import experiment
 
+    if cfg.train.tensorboard:  # the extra checked before any work; each epoch written as it ends
+        from initopt.output import tensorboard
+
+        hooks = tensorboard.live(hooks)
     jax_info = env.setup_jax(cfg.train.prng)
     cfg, _, splits, (x_example, _) = problem.load(cfg, data_dir)
     inits = parse_inits(",".join(cfg.train.inits)) if cfg.train.inits else None

@@ -31,6 +31,10 @@ def run(cfg: Config, tune_dir: Path, data_dir: Path | None, figures, overwrite: 
     from initopt.studies import tune as tune_lib
 
     per_optimizer = grids(cfg)
+    if cfg.train.tensorboard:  # the extra checked before any work; each epoch written as it ends
+        from initopt.output import tensorboard
+
+        hooks = tensorboard.live(hooks)
     jax_info = env.setup_jax(cfg.train.prng)
     cfg, ds, splits, (x_example, _) = problem.load(cfg, data_dir)
     biggest = max(len(g) for g in per_optimizer.values()) * cfg.tune.seeds

@@ -55,4 +55,17 @@ def read(path: Path) -> dict[str, np.ndarray]:
                             f"y_{s} has {bad}.")
     if num_classes < 2:
         raise DataError(f"{path}: y_train has one class; a classifier needs two or more.")
+    _check_classes_numbered(path, arrays["y_train"], num_classes)
     return arrays
+
+
+def _check_classes_numbered(path: Path, y_train: np.ndarray, num_classes: int) -> None:
+    """Every class 0..K-1 has a training sample: labels like {0, 5, 599000} would otherwise make a
+    599,001-way classifier whose classes are almost all empty."""
+    present = np.unique(y_train)
+    if len(present) == num_classes:
+        return
+    shown = ", ".join(str(int(v)) for v in present[:6]) + (", ..." if len(present) > 6 else "")
+    raise DataError(f"{path}: y_train has {len(present)} distinct labels ({shown}), not the classes 0..{num_classes - 1} "
+                    f"that its largest label implies ({num_classes - len(present)} of them without a sample); number "
+                    "the classes 0..K-1, e.g. y = np.unique(y_train, return_inverse=True)[1] for every split.")

@@ -224,12 +224,28 @@ def _layout(net: Network):
 
 
 def _user_trace(net: Network, fn, *args):
-    """``jax.eval_shape(fn, *args)``, where any error of the user's module is one sentence."""
+    """``jax.eval_shape(fn, *args)``, where any error of the module is one sentence: for a built-in
+    network, what it takes against what the dataset holds; for a user's, its own error."""
+    if net.builtin and len(net.sample_shape) not in (2, 3):
+        raise ConfigError(_not_images(net))
     try:
         return jax.eval_shape(fn, *args)
     except Exception as e:  # the user's module: its error in one sentence
+        if net.builtin:
+            raise ConfigError(f"Model {net.name} cannot take images of {' x '.join(map(str, net.sample_shape))}: they "
+                              "are too small for its convolutions and poolings; use larger images or --model mlp.") from None
         raise ConfigError(f"Model {net.name} fails on a batch of samples of shape {net.sample_shape}: "
                           f"{type(e).__name__}: {_first_line(e)}") from None
+
+
+def _not_images(net: Network) -> str:
+    shape = net.sample_shape
+    held = f"vectors of {shape[0]} values" if len(shape) == 1 else f"arrays of shape {' x '.join(map(str, shape))}"
+    side = math.isqrt(math.prod(shape))
+    example = f"x.reshape(-1, {side}, {side}) for {side} x {side} images" if side * side == math.prod(shape) else (
+        "x.reshape(-1, H, W) or (-1, H, W, C)")
+    return (f"Model {net.name} takes images, samples of H x W or H x W x C values; this dataset's samples are "
+            f"{held}: reshape the data's x arrays to images ({example}), or use --model mlp.")
 
 
 def _first_line(e: Exception) -> str:

@@ -56,9 +56,10 @@ def _bar(console, label: str, n_epochs: int, plan, resumed) -> Hooks:
         speed = bar.tasks[task].speed
         bar.update(task, rate=f"{speed:.1f} steps/s" if speed else "")
 
-    def advance(k: int) -> None:
+    def advance(k: int) -> None:  # steps come a program at a time (a tenth of a second or more): shown at once
         bar.advance(task, k)
         show_rate()
+        bar.refresh()
 
     def epoch_done(p) -> None:
         bar.update(task, completed=per_epoch * p.epoch, epoch=p.epoch, val=f"{_last_val(p.history):.4f}")

@@ -3,14 +3,19 @@
 with per epoch the training and validation accuracy and loss and the learning rate, and every
 record of the instruments per layer; for a tune's trials also the HParams dashboard's data.
 
-Written from a finished run's ``metrics.json`` (the same numbers, once), with tensorboardX, which
-needs no TensorFlow; imported only when asked for. ``tensorboard --logdir outputs`` shows them.
+While a run trains, each epoch's scalars are added as the epoch ends (:func:`live`), so that
+``tensorboard --logdir outputs`` shows a long run as it goes and an interrupted one up to where it
+stopped; once the run has ended, its directory is written anew from its ``metrics.json`` (the same
+numbers, with the instruments and the HParams). With tensorboardX, which needs no TensorFlow;
+imported only when asked for, and checked before any work (:func:`require`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
+from typing import Callable
 
 from initopt.errors import InitoptError
 from initopt.output import io
@@ -28,12 +33,56 @@ def trial_name(metrics: dict, trial: dict) -> str:
                                   hyper)))
 
 
-def _writer(logdir: Path):
+def require() -> None:
+    """Refuses ``--tensorboard`` before any work where tensorboardX is not installed."""
     try:
-        from tensorboardX import SummaryWriter
+        import tensorboardX  # noqa: F401
     except ImportError:
-        raise InitoptError("--tensorboard needs tensorboardX: pip install 'initopt[tensorboard]'.") from None
+        raise InitoptError("--tensorboard needs the tensorboardX package, which is not installed; install it with "
+                           "`pip install tensorboardX` (or initopt with its extra: pip install 'initopt[tensorboard]').") from None
+
+
+def _writer(logdir: Path):
+    require()
+    from tensorboardX import SummaryWriter
+
     return SummaryWriter(logdir=str(logdir))
+
+
+def live(hooks: Callable | None) -> Callable:
+    """``hooks`` (a run's display, ``hooks(label, run_dir, plan) -> Hooks``) with each epoch's
+    scalars added to the run's TensorBoard runs as the epoch ends; refused at once (before any
+    work) where tensorboardX is not installed."""
+    require()
+    from initopt.engine.runner import Hooks
+
+    def both(label: str, run_dir: Path, plan) -> Hooks:
+        shown = hooks(label, run_dir, plan) if hooks else Hooks()
+        if not io.writes_enabled():
+            return shown
+        names = [trial_name({"optimizer": plan.optimizer.name}, {"seed": t.seed, "hyperparams": t.values})
+                 for t in plan.trials]
+        writers: dict = {}
+
+        def epoch_done(progress) -> None:
+            h = progress.history
+            for t, name in enumerate(names):
+                w = writers.get(name) or writers.setdefault(name, _writer(Path(run_dir) / SUBDIR / name))
+                for tag, key in CURVES:
+                    _scalar(w, tag, getattr(h, key)[t][-1], progress.epoch)
+                w.flush()
+            if shown.on_epoch is not None:
+                shown.on_epoch(progress)
+
+        def done() -> None:
+            for w in writers.values():
+                w.close()
+            if shown.on_done is not None:
+                shown.on_done()
+
+        return dataclasses.replace(shown, on_epoch=epoch_done, on_done=done)
+
+    return both
 
 
 def _scalar(writer, tag: str, value, step: int) -> None:

@@ -150,12 +150,15 @@ def _mend_unreadable_entries() -> None:
     JAX's two-line warning. JAX then compiles the program, but never overwrites an existing entry:
     without this, every later run would warn and compile again. The warning names the jitted
     function, not the entry, so every entry of that function goes (its other shapes are compiled
-    once more). Installed once per process; the entries are looked for in the cache directory JAX
-    is using when it warns."""
+    once more). Installed once per process, with a filter that shows this warning whatever the
+    user's own filters say; the entries are looked for in the cache directory JAX is using when it
+    warns."""
     global _SHOW_WARNING
     if _SHOW_WARNING is not None:
         return
     _SHOW_WARNING = warnings.showwarning
+    # Shown whatever the user's filters (PYTHONWARNINGS=ignore, -W error): the mending keys on it.
+    warnings.filterwarnings("always", message=_UNREADABLE_ENTRY.pattern.split("'")[0])
 
     def show(message, category, filename, lineno, file=None, line=None):
         match = _UNREADABLE_ENTRY.match(str(message))
