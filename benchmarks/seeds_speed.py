@@ -31,7 +31,7 @@ def child(n_seeds: int, epochs: int, train_limit: int | None) -> dict:
     from initopt import data as data
     from initopt.engine import loop, placement, steps
     from initopt.engine import plan as plan_lib
-    from initopt.nn import model
+    from initopt.nn import model, networks
     from initopt.optim import optimizers
     from initopt.runtime import env
 
@@ -47,7 +47,7 @@ def child(n_seeds: int, epochs: int, train_limit: int | None) -> dict:
     # The fixed-hyperparameter epoch on the same stacked parameters and orders (training only,
     # so compare it with the engine's training-only time measured the same way below).
     apply = model.apply_fn(tuple(cfg.model.hidden), cfg.model.act)
-    params = placement.stack_trees([model.init_params(cfg.model, x, t.seed) for t in plan.trials])
+    params = placement.stack_trees([networks.init_params(cfg.model, x, t.seed) for t in plan.trials])
     fixed = jax.vmap(lambda p: TrainState.create(apply_fn=apply, params=p, tx=optimizers.adam(1e-3)))(params)
     fixed = fixed.replace(step=jnp.zeros(n_seeds, jnp.int32))
     fixed_epoch = jax.jit(steps.over_trials(steps.epoch_kernel, (0, None, None, 0)), donate_argnums=0)

@@ -34,7 +34,7 @@ from initopt import config
 from initopt import data
 from initopt.engine import instruments, loop, steps
 from initopt.engine import plan as plan_lib
-from initopt.nn import model
+from initopt.nn import model, networks
 from initopt.optim import optimizers
 from initopt.runtime import env
 
@@ -91,7 +91,7 @@ def main() -> None:
     x_example, _ = data.example_batch(ds)
     plan = plan_lib.plan_for(cfg, "adam", len(splits.train_y))
     orders = plan_lib.batch_orders(plan, len(splits.train_y))[cfg.train.seed]
-    params = model.init_params(cfg.model, x_example)
+    params = networks.init_params(cfg.model, x_example)
     apply = model.apply_fn(tuple(cfg.model.hidden), cfg.model.act)
 
     def fixed_state():

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from initopt import config
 from initopt.output import tables
+from initopt.runtime import env  # JAX's process-wide settings, decided here once per command (setup_jax)
 
 app = typer.Typer(help="Experiments on weight initialization and optimizers: a deep MLP on Fashion-MNIST, "
                        "DeepOBS's CNNs, or your own network and data.",
@@ -51,21 +52,17 @@ def path_value(value: "str | os.PathLike[str]") -> Path:
     return Path(text)
 
 
-def option(name: str, help: str):
-    return typer.Option(name, help=help)
-
-
-def path_option(name: str, help: str):
-    return typer.Option(name, parser=path_value, metavar="<path>", help=help)
+def option(name: str, help: str, path: bool = False):
+    return typer.Option(name, help=help, **({"parser": path_value, "metavar": "<path>"} if path else {}))
 
 
 # Options that several commands share, besides those of the config's keys.
-DataDirOpt = Annotated[Optional[Path], path_option("--data-dir", "Directory with the dataset's files (or a folder "
-                       "named after it). Default: $INITOPT_DATA_DIR, Debian's package (Fashion-MNIST), the cache.")]
-OutOpt = Annotated[Path, path_option("--out", "Where run directories go.")]
-ConfigOpt = Annotated[Optional[Path], path_option("--config", "A TOML file with this command's sections "
+DataDirOpt = Annotated[Optional[Path], option("--data-dir", "Directory with the dataset's files (or a folder "
+                       "named after it). Default: $INITOPT_DATA_DIR, Debian's package (Fashion-MNIST), the cache.", path=True)]
+OutOpt = Annotated[Path, option("--out", "Where run directories go.", path=True)]
+ConfigOpt = Annotated[Optional[Path], option("--config", "A TOML file with this command's sections "
                       "(\\[model], \\[data], \\[train], \\[tune], \\[init_stats], \\[surface], \\[depth], "
-                      "\\[optimizer.NAME]), or a run's own config.json; options override it.")]
+                      "\\[optimizer.NAME]), or a run's own config.json; options override it.", path=True)]
 JsonOpt = Annotated[bool, option("--json", "Print the result as JSON on stdout and nothing else there.")]
 NameOpt = Annotated[Optional[str], option("--name", "The run's directory under OUT/COMMAND (default: from the options).")]
 OverwriteOpt = Annotated[bool, option("--overwrite", "Run again even where a run finished.")]
@@ -173,21 +170,17 @@ def trials_run(kind: str, cmd, cfg, config_file, overrides: dict, name, out: Pat
     primary = _primary()  # always: the process group is joined here
     hooks = epoch_hooks(err_console, quiet or not primary, cfg.train.epochs)
     with process.sigterm_as_interrupt():
-        return cmd.run(cfg, group_dir, data_dir, figures, overwrite, hooks), group_dir
+        return cmd.run(cfg, group_dir, data_dir, figures, overwrite, hooks, env.setup_jax(cfg.train.prng)), group_dir
 
 
 @command(draws=0, keys="data.dataset")
 def data(figures, overrides: dict, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
          download: Annotated[bool, option("--download", "Fetch the files into the cache with TFDS (sha256-checked).")] = False):
     """Show where a dataset comes from, its sizes, classes, checksum and pixel statistics."""
-    from initopt import data as data_lib
+    from initopt.commands import data as cmd
 
-    name = load(None, overrides).data.dataset
-    if download and not data_lib.is_file_dataset(name):
-        err_console.print(f"Downloading {data_lib.DATASETS[name].title} with TFDS ...")
-        data_lib.fetch(name)
-    summary = data_lib.load(data_dir, download=False, dataset=name).summary()
-    show("data", summary, as_json, None)
+    show("data", cmd.run(load(None, overrides), data_dir, download,
+                         lambda title: err_console.print(f"Downloading {title} with TFDS ...")), as_json, None)
 
 
 @command("init-stats", keys="model.name model.args model.init model.act model.scale init_stats.grid model.hidden train.seed "
@@ -197,7 +190,8 @@ def init_stats(figures, overrides: dict, config_file: ConfigOpt = None, data_dir
     """Per-layer weight, activation and gradient statistics of an initialization at step 0."""
     from initopt.commands import init_stats as cmd
 
-    m = cmd.run(load(config_file, overrides), data_dir, out, figures)
+    cfg = load(config_file, overrides)
+    m = cmd.run(cfg, data_dir, out, figures, env.setup_jax(cfg.train.prng))
     seconds = m.pop("seconds")
     show("init-stats", m, as_json, f"Wrote {m['run_dir']} ({seconds:.1f} s)")
 
@@ -264,7 +258,8 @@ def depth(figures, overrides: dict, name: NameOpt = None, config_file: ConfigOpt
     cmd.check_model(cfg.model)
     primary = _primary()  # the phase grid's trials span every process's devices
     result = cmd.run(cfg.depth, data_dir, out, figures, name, on_depth=(
-        lambda d: err_console.print(f"phase: depth {d} done", highlight=False)) if primary else None)
+        lambda d: err_console.print(f"phase: depth {d} done", highlight=False)) if primary else None,
+        jax_info=env.setup_jax("legacy"))
     show("depth", result, as_json, f"Wrote {result['run_dir']} ({result['seconds']:.1f} s)")
 
 
@@ -281,8 +276,7 @@ def report(
 
     result = cmd.run(run_dirs, out, figures, html)
     for sentence in result.pop("damaged"):
-        err_console.print(f"[bold yellow]Warning:[/] left out of the report: {escape(sentence)}", highlight=False,
-                          soft_wrap=True)
+        err_console.print(f"[bold yellow]Warning:[/] left out of the report: {escape(sentence)}", highlight=False, soft_wrap=True)
     show("report", result, as_json, f"Wrote {result['report_dir']}")
 
 
@@ -292,7 +286,9 @@ def surface(figures, overrides: dict, config_file: ConfigOpt = None, out: OutOpt
     """Run optimizers on a 2D loss surface; draw their trajectories; judge whether they reach a minimum."""
     from initopt.commands import surface as cmd
 
-    result = cmd.run(load(config_file, overrides).surface, out, figures)
+    cfg = load(config_file, overrides).surface
+    env.setup_jax(None)  # JAX's default PRNG: the surfaces predate the choice
+    result = cmd.run(cfg, out, figures)
     show("surface", result, as_json, f"Wrote {result['run_dir']} ({result['seconds']:.1f} s)")
 
 

@@ -130,3 +130,15 @@ def test_the_engine_reads_in_the_order_a_run_flows():
         allowed = set(ENGINE_FLOW[:i]) if name in ENGINE_FLOW else set()
         used = {d.rsplit(".", 1)[1] for d in engine[name] if d.startswith("initopt.engine.")} - set(ENGINE_HELPERS)
         assert used <= allowed, f"engine/{name}.py reaches {sorted(used - allowed)}, not before it in the flow"
+
+
+def test_functions_do_one_job_in_at_most_fifty_lines():
+    long = sorted(f"{path.relative_to(PACKAGE.parent)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+                  for path in PACKAGE.rglob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 50)
+    assert not long, long
+
+
+def test_the_command_line_only_parses_and_calls():
+    assert len((PACKAGE / "cli.py").read_text().splitlines()) <= 300
+    assert len((PACKAGE.parent / "README.md").read_text().splitlines()) <= 450

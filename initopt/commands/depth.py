@@ -51,8 +51,9 @@ def run_name(cfg: DepthConfig) -> str:
 
 
 def run(cfg: DepthConfig, data_dir: Path | None, out: Path, figures, name: str | None = None,
-        on_depth: Callable[[int], None] | None = None) -> dict:
-    """Measures (and with ``phase`` trains) in ``out/depth/<name>``; returns the metrics."""
+        on_depth: Callable[[int], None] | None = None, jax_info: dict | None = None) -> dict:
+    """Measures (and with ``phase`` trains) in ``out/depth/<name>``; returns the metrics. JAX as
+    the caller set it up (the CLI: ``runtime.env.setup_jax("legacy")``), recorded as ``jax_info``."""
     from initopt import data as data_lib
     from initopt.engine import budget
     from initopt.runtime import env
@@ -64,7 +65,6 @@ def run(cfg: DepthConfig, data_dir: Path | None, out: Path, figures, name: str |
     io.ensure_dir(Path(out))
     path = Path(out) / "depth" / (check_name(name) or run_name(cfg))
     start = time.perf_counter()
-    jax_info = env.setup_jax("legacy")
     ds = data_lib.load(data_dir)
     x, _ = data_lib.example_batch(ds)
     with rundir.lifecycle(path, "depth", {"depth": cfg.model_dump(mode="json")}) as run:
@@ -84,5 +84,5 @@ def run(cfg: DepthConfig, data_dir: Path | None, out: Path, figures, name: str |
         if cfg.phase:
             figures.draw(path / "phase.png", "phase_figure", result["phase"])
         figures.wait()
-        run.finish(result, seconds=result["seconds"], dataset_sha256=ds.sha256, **env.environment(), **jax_info)
+        run.finish(result, seconds=result["seconds"], dataset_sha256=ds.sha256, **env.environment(), **(jax_info or {}))
     return {**result, "run_dir": str(path)}

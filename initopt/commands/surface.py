@@ -31,12 +31,12 @@ def resolve(cfg: SurfaceConfig) -> SurfaceConfig:
 
 
 def run(cfg: SurfaceConfig, out: Path, figures) -> dict:
-    """Runs the surface experiment in ``out/surface/<name>``; returns its metrics."""
+    """Runs the surface experiment in ``out/surface/<name>``; returns its metrics. JAX as the
+    caller set it up (the CLI: ``runtime.env.setup_jax``)."""
     from initopt.runtime import env
     from initopt.studies import surfaces as S
 
     cfg = resolve(cfg)
-    env.setup_jax(None)
     surf = S.SURFACES[cfg.kind]
     path = Path(out) / "surface" / S.run_name(cfg.kind, cfg.optimizers, cfg.lr, cfg.steps, cfg.start, cfg.starts,
                                               cfg.tune, cfg.seed, cfg.beta)

@@ -10,8 +10,9 @@ from initopt.output import io
 
 
 def run(cfg: Config, group_dir: Path, data_dir: Path | None, figures, overwrite: bool = False,
-        hooks: Callable | None = None) -> dict:
-    """Trains every arm in ``group_dir/<arm>``; returns ``{"runs", "comparison", "group_dir"}``."""
+        hooks: Callable | None = None, jax_info: dict | None = None) -> dict:
+    """Trains every arm in ``group_dir/<arm>``; returns ``{"runs", "comparison", "group_dir"}``.
+    JAX as the caller set it up (the CLI: ``runtime.env.setup_jax``), recorded as ``jax_info``."""
     from initopt.commands import problem
     from initopt.runtime import env
     from initopt.studies import experiment
@@ -20,11 +21,10 @@ def run(cfg: Config, group_dir: Path, data_dir: Path | None, figures, overwrite:
         from initopt.output import tensorboard
 
         hooks = tensorboard.live(hooks)
-    jax_info = env.setup_jax(cfg.train.prng)
     cfg, _, splits, (x_example, _) = problem.load(cfg, data_dir)
     inits = parse_inits(",".join(cfg.train.inits)) if cfg.train.inits else None
     results = experiment.train_arms(experiment.arms(cfg, inits), group_dir, splits, x_example,
-                                    {**env.environment(), **jax_info}, overwrite, hooks)
+                                    {**env.environment(), **(jax_info or {})}, overwrite, hooks)
     for label, metrics in results.items():
         if not metrics.get("skipped"):
             figures.draw(Path(metrics["run_dir"]) / "curves.png", "training_curves", {label: metrics},

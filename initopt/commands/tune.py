@@ -21,8 +21,9 @@ def grids(cfg: Config) -> dict[str, list[float]]:
 
 
 def run(cfg: Config, tune_dir: Path, data_dir: Path | None, figures, overwrite: bool = False,
-        hooks: Callable | None = None) -> dict:
-    """Tunes in ``tune_dir``; ``tune.json`` is written last. Returns the result."""
+        hooks: Callable | None = None, jax_info: dict | None = None) -> dict:
+    """Tunes in ``tune_dir``; ``tune.json`` is written last. Returns the result. JAX as the caller
+    set it up (the CLI: ``runtime.env.setup_jax``), recorded as ``jax_info``."""
     from initopt.commands import problem
     from initopt.engine import budget
     from initopt.nn import networks
@@ -35,7 +36,6 @@ def run(cfg: Config, tune_dir: Path, data_dir: Path | None, figures, overwrite: 
         from initopt.output import tensorboard
 
         hooks = tensorboard.live(hooks)
-    jax_info = env.setup_jax(cfg.train.prng)
     cfg, ds, splits, (x_example, _) = problem.load(cfg, data_dir)
     biggest = max(len(g) for g in per_optimizer.values()) * cfg.tune.seeds
     budget.check(budget.train_bytes(networks.get(cfg.model), cfg.train.batch_size, biggest, len(splits.train_y),
@@ -43,7 +43,7 @@ def run(cfg: Config, tune_dir: Path, data_dir: Path | None, figures, overwrite: 
                  f"Tuning {biggest} trials of {experiment.model_words(cfg.model)}")
     io.remove_files(tune_dir, "tune.json")  # from here on, an old result must not look complete
     result = tune_lib.run(cfg, list(per_optimizer), per_optimizer, tune_dir, splits, x_example,
-                          {**env.environment(), **jax_info}, overwrite, hooks)
+                          {**env.environment(), **(jax_info or {})}, overwrite, hooks)
     for builder, file in FIGURES:
         figures.draw(tune_dir / file, builder, result)
     if cfg.train.tensorboard:  # every trial of the grids and final runs, with its HParams entry

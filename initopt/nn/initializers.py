@@ -156,7 +156,7 @@ INITIALIZERS: dict[str, InitSpec] = {
         "the gain",
     ),
     # LSUV (Mishkin and Matas 2015): orthonormal weights here, then rescaled layer by layer on the
-    # example batch by :func:`initopt.nn.model.init_params` (data-dependent: no variance rule).
+    # example batch by :func:`initopt.nn.networks.init_params` (data-dependent: no variance rule).
     "lsuv": InitSpec(
         lambda layer, act, s: jax.nn.initializers.orthogonal(scale=1.0), lambda *a: None
     ),

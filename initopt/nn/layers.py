@@ -1,19 +1,17 @@
 """Pooling and convolution for the built-in convolutional networks, fast on XLA:CPU.
 
 Each gives the values and gradients of its Flax or ``lax`` counterpart (tested) by a route XLA:CPU
-runs faster (measured in ``benchmarks/cnn_speed.py``, numbers in docs/PERFORMANCE.md):
+runs faster (``benchmarks/cnn_speed.py``; the measurements are in docs/PERFORMANCE.md):
 
 - :func:`max_pool`: ``nn.max_pool(x, window, stride, "SAME")``. Forward, the maximum of the
   window's strided slices, keeping which slice held it; backward, each output's gradient goes
-  back to that element (the first maximum, as ``nn.max_pool`` gives it) by strided pads: no
-  select-and-scatter, whose backward pass took 50 ms for 2c2d's first pooling against 3 ms.
+  back to that element (the first maximum, as ``nn.max_pool`` gives it) by strided pads, with
+  no select-and-scatter.
 - :func:`conv_general_dilated`: ``lax.conv_general_dilated`` for ``nn.Conv(...,
   conv_general_dilated=...)``. A convolution of a single input channel (a grey image's first
-  layer) runs forward as a sum of the kernel's shifted, scaled copies of the input: one fused
-  loop, 2.4 ms against XLA's 6.3 ms for 2c2d's first layer (28x28x1 -> 32, batch 128). Its
-  backward pass, and every other convolution, are ``lax``'s own. Not for three channels: alone,
-  3c3d's first layer ran 8.5 against 10.6 ms, but in the training step XLA recomputes the fused
-  taps inside each consumer (the pooling, its backward pass), and the step took 172 against 137 ms.
+  layer) runs forward as a sum of the kernel's shifted, scaled copies of the input, one fused
+  loop. Its backward pass, and every other convolution, are ``lax``'s own. Not for more
+  channels: in a training step XLA recomputes the fused taps inside each of their consumers.
 
 A user's model can use both: ``nn.Conv(64, (5, 5), conv_general_dilated=layers.conv_general_dilated)``
 and ``layers.max_pool(x, 2, 2)``; the parameters are those of ``nn.Conv``.

@@ -153,12 +153,6 @@ def init_cells(cells: Sequence[tuple[object, Sequence[int]]], x_example) -> list
     return out
 
 
-def init_params(model_cfg, x_example, seed: int = 42):
-    """``model.init(PRNGKey(seed), example)`` as in the reference (``model_cfg``: a ModelConfig)."""
-    (params_1,) = init_cells([(model_cfg, [seed])], x_example)
-    return jax.tree.map(lambda a: np.asarray(a)[0], params_1)  # on the host: no slicing program per shape
-
-
 def lsuv_params(params, x_example, act: str, tol: float, max_iter: int):
     """LSUV on the MLP's parameters: each Dense layer's output rescaled to unit variance on the batch."""
     dense = params["params"]

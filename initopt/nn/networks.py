@@ -29,11 +29,9 @@ from initopt.nn.initializers import DATA_DEPENDENT, INITIALIZERS, OWN, canonical
 BUILTIN = ("mlp", "2c2d", "3c3d")
 MLP = "mlp"
 # A convolutional network's training steps, records and evaluations compile with these options:
-# YNNPACK for matrix products and reductions, XLA's own (Eigen) convolutions. XLA:CPU's default
-# (jax 0.10) also sends convolutions to YNNPACK, which ran 2c2d's second convolution, forward and
-# backward, 1.8 times slower (88 ms against 49 ms, batch 128); YNNPACK's reductions are as
-# accurate as the default's and 5 times faster than XLA's own (a bias gradient: 0.57 against
-# 2.8 ms). The MLP's programs keep the defaults (the reference's bits).
+# YNNPACK for matrix products and reductions, XLA's own (Eigen) convolutions, which on XLA:CPU
+# are faster than YNNPACK's (docs/PERFORMANCE.md). The MLP's programs keep the defaults (the
+# reference's bits).
 CONV_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
 
@@ -174,11 +172,8 @@ def _layout(net: Network):
     of every module (the memory estimate's activations), from one abstract trace: no computation.
     A user's module that fails, has variables other than params, or gives logits of the wrong shape
     is refused in one sentence."""
-    if net.name == MLP:  # known without a trace (the command's start-up stays as it was)
-        sizes = [math.prod(net.sample_shape), *net.module.hidden, net.num_classes]
-        shapes = tuple(zip(sizes[:-1], sizes[1:]))
-        paths = tuple((f"Dense_{i}",) for i in range(len(shapes)))
-        return paths, shapes, sum(a * b + b for a, b in shapes), sum(sizes[1:])
+    if net.name == MLP:
+        return _mlp_layout(net)
     order: list[tuple[str, ...]] = []
     others: list[str] = []
     units: list[int] = []
@@ -221,6 +216,14 @@ def _layout(net: Network):
     shapes = [tuple(_at(params, p)["kernel"].shape) for p in order]
     count = sum(math.prod(a.shape) for a in jax.tree.leaves(params))
     return tuple(order), tuple(shapes), count, units[0]
+
+
+def _mlp_layout(net: Network):
+    """:func:`_layout` of the MLP, known without a trace (a command's start-up needs none)."""
+    sizes = [math.prod(net.sample_shape), *net.module.hidden, net.num_classes]
+    shapes = tuple(zip(sizes[:-1], sizes[1:]))
+    paths = tuple((f"Dense_{i}",) for i in range(len(shapes)))
+    return paths, shapes, sum(a * b + b for a, b in shapes), sum(sizes[1:])
 
 
 def _user_trace(net: Network, fn, *args):

@@ -16,7 +16,7 @@ from initopt.errors import InitoptError
 
 
 def _version(package: str) -> str | None:
-    from importlib import metadata  # 25 ms to import: not for the processes that only call one_blas_thread
+    from importlib import metadata  # not for the processes that only call one_blas_thread: a slow import
 
     try:
         return metadata.version(package)
@@ -78,10 +78,9 @@ M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 def keep_freed_memory() -> bool:
     """Have the C library's malloc keep freed memory for reuse: no block served by a fresh
     mapping, none handed back to the system. glibc maps every block above 32 MB anew (whatever its
-    threshold) and unmaps it when freed, so XLA:CPU's buffers for a program were faulted in again
-    on every call: a CNN's training step took 10,000 page faults, 15% of the process's CPU time
-    (2c2d, batch 128: 98-103 ms a step against 78-83 ms kept; peak memory 650 against 790 MB).
-    Process-wide and idempotent; False where the C library has no ``mallopt`` (macOS)."""
+    threshold) and unmaps it when freed, so XLA:CPU's buffers for a program would be faulted in
+    again on every call (docs/PERFORMANCE.md). Process-wide and idempotent; False where the C
+    library has no ``mallopt`` (macOS)."""
     import ctypes
 
     try:  # by its soname: ctypes.util.find_library would run ldconfig, 10 ms of every start-up
@@ -93,11 +92,11 @@ def keep_freed_memory() -> bool:
 
 def run_programs_inline() -> None:
     """Have JAX run a single-device program on the calling thread (its CPU client made without
-    async dispatch; a no-op once the client exists). Dispatched, a program ran on a pool thread,
-    and glibc serves a pool thread's blocks from a heap of at most 64 MB: a larger block is mapped
-    anew and unmapped when freed, whatever :func:`keep_freed_memory` asked. A CNN's program of four
-    steps holds 98 MB of temporaries, so it faulted in 25,000 fresh pages a call (2c2d: 6,300 a
-    step, 0 inline). Programs over several devices (seeds in parallel) are still dispatched."""
+    async dispatch; a no-op once the client exists). Dispatched, a program runs on a pool thread,
+    and glibc serves a pool thread's blocks from a heap of at most 64 MB: a larger block (a CNN's
+    program of four steps holds about 100 MB of temporaries) is mapped anew and unmapped when
+    freed, whatever :func:`keep_freed_memory` asked. Programs over several devices (seeds in
+    parallel) are still dispatched."""
     import jax
 
     jax.config.update("jax_cpu_enable_async_dispatch", False)

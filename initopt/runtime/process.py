@@ -26,11 +26,9 @@ import sys
 from initopt.runtime import env
 
 # numpy's BLAS (OpenBLAS in its wheels, MKL in some builds) starts a thread per core when numpy is
-# imported, and each thread spins for about 0.1 s after every call before it sleeps, numpy's own
-# import and Gauss-Hermite nodes included. initopt's heavy arithmetic runs in XLA, with its own
-# threads; in init-stats those spins took 0.15 to 0.18 s of the second core from the figure
-# workers' fork server while it imported matplotlib (ready at a median 1.20 s, now 1.09 s), and
-# in a worker the 3D surface's projections kept the other core busy.
+# imported, and each thread spins after every call before it sleeps. initopt's heavy arithmetic
+# runs in XLA, with its own threads; BLAS's spinning threads took the second core from the figure
+# workers (docs/PERFORMANCE.md).
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -41,10 +39,10 @@ def one_blas_thread() -> None:
         os.environ.setdefault(name, "1")
 
 
-# A command's start-up (imports, Typer's validators, JAX's traces) makes 200,000 to 250,000 objects
-# that live as long as the process and little cyclic garbage. Python's collector, which runs every
-# 700 new objects, went over them 300 to 400 times: 0.17 to 0.28 s of a short command, for the
-# same peak memory. From a million new objects on (what a long run reaches) it collects as usual.
+# A command's start-up (imports, Typer's validators, JAX's traces) makes a few hundred thousand
+# objects that live as long as the process, and little cyclic garbage: Python's collector, run
+# every 700 new objects, would go over them hundreds of times (docs/PERFORMANCE.md). From a
+# million new objects on (what a long run reaches) it collects as usual.
 GC_THRESHOLD = 1_000_000
 
 
