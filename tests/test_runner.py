@@ -46,3 +46,32 @@ def test_run_writes_metrics_last_and_skips_when_finished(tiny_data, tmp_path):
     # The kept best parameters are the best epoch's.
     restored = runner.restore_progress(tmp_path / "r", loop.initial_progress(plan, x))
     assert restored.epoch == 2 and restored.history.best_epoch == [metrics["best_epoch"]]
+
+
+def test_a_plan_walks_down_the_engine(tiny_splits, tmp_path):
+    """The plan followed as data from where it enters the engine (runner.run): each call of a
+    function that is handed the plan (or its model), module by module; a stop each time it enters
+    a module, a return each time it enters one it had left. The plan's own properties and the
+    comprehensions inside a function are not calls of another function."""
+    import sys
+
+    _, splits, x = tiny_splits
+    cfg = config.load(overrides={"model.hidden": [16], "train.epochs": 2, "train.batch_size": 50})
+    plan = plan_lib.plan_for(cfg, "sgd", len(splits.train_y))
+    walk = []
+
+    def visit(frame, event, arg):
+        module, name = frame.f_globals.get("__name__", ""), frame.f_code.co_name
+        if event != "call" or not module.startswith("initopt") or name.startswith("<"):
+            return
+        handed = [v for k, v in frame.f_locals.items() if k != "self"]
+        if any(v is plan or v is plan.model for v in handed) and (not walk or walk[-1] != module):
+            walk.append(module)
+
+    sys.setprofile(visit)
+    try:
+        runner.run(cfg, plan, tmp_path / "r", splits, x, {})
+    finally:
+        sys.setprofile(None)
+    returns = sum(module in walk[:i] for i, module in enumerate(walk))
+    assert walk[0] == "initopt.engine.runner" and len(walk) <= 15 and returns <= 5, walk
