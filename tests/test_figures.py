@@ -211,3 +211,17 @@ def test_density_curve_has_a_point_per_bin_however_few_the_values(values):
     assert xs.shape == ys.shape == (512,) and np.all(ys >= 0)
     if len(values) > 1000:  # a narrow kernel keeps the mass in the range: a density
         np.testing.assert_allclose(np.sum(ys) * (xs[1] - xs[0]), 1.0, atol=0.01)
+
+
+def test_instruments_side_by_side_draws_at_most_twelve_runs_and_says_so():
+    """Forty runs made a figure of 240 panels that took a minute to draw and could not be read."""
+    from initopt.output import plots
+
+    inst = {"steps": [1, 2], "layers": ["Dense_0", "Dense_1"], "records_per_epoch": 1,
+            **{q: [[[1.0, 2.0], [1.5, 2.5]]] for q in plots.INSTRUMENT_PANELS}}
+    runs = [{"name": f"train/g/run{i}", "metrics": {"instruments": inst, "trials": [{}]}} for i in range(14)]
+    fig = plots.instruments_side_by_side(runs + [{"name": "train/g/none", "metrics": {}}])
+    assert len(fig.axes) == 12 * len(plots.INSTRUMENT_PANELS)
+    assert fig._suptitle.get_text() == "The first 12 of 14 runs with instruments (name runs to see others)"
+    few = plots.instruments_side_by_side(runs[:3])
+    assert len(few.axes) == 3 * len(plots.INSTRUMENT_PANELS) and few._suptitle is None

@@ -412,9 +412,14 @@ def instruments_figure(metrics: dict, label: str):
     return fig
 
 
+SIDE_BY_SIDE_RUNS = 12  # rows of instruments_side_by_side: more are unreadable, and took a minute to draw
+
+
 def instruments_side_by_side(runs: list[dict]):
-    """The instruments of several runs: one row per run, one column per instrument."""
-    runs = [r for r in runs if r["metrics"].get("instruments")]
+    """The instruments of several runs (the first :data:`SIDE_BY_SIDE_RUNS` that have them, the
+    title says how many are left out): one row per run, one column per instrument."""
+    recorded = [r for r in runs if r["metrics"].get("instruments")]
+    runs = recorded[:SIDE_BY_SIDE_RUNS]
     fig, axes = _subplots(len(runs), len(INSTRUMENT_PANELS), figsize=(3.2 * len(INSTRUMENT_PANELS),
                                                                        2.6 * len(runs) + 0.5), squeeze=False)
     for row, run in zip(axes, runs):
@@ -424,6 +429,8 @@ def instruments_side_by_side(runs: list[dict]):
         title = row[0].get_title()
         row[0].set_title("")
         row[0].set_title(f"{short}\n{title}", fontsize=8, loc="left")
+    if len(recorded) > len(runs):
+        fig.suptitle(f"The first {len(runs)} of {len(recorded)} runs with instruments (name runs to see others)")
     fig.tight_layout()
     return fig
 
