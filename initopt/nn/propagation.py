@@ -14,6 +14,7 @@ Weights ``N(0, sigma_w^2 / fan_in)``, biases ``N(0, sigma_b^2)``, pre-activation
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -74,12 +75,22 @@ def _expect(f) -> float:
     return float(np.sum(_WEIGHTS * f(_NODES)))
 
 
+_Z1, _Z2 = np.meshgrid(_NODES, _NODES, indexing="ij")  # the 2D rule's nodes and weights, made once
+_W2 = np.outer(_WEIGHTS, _WEIGHTS)
+
+
 def _expect2(f, c: float) -> float:
-    """E[f(z1, z2)] for standard normals with correlation c (2D Gauss-Hermite)."""
-    z1, z2 = np.meshgrid(_NODES, _NODES, indexing="ij")
-    w = np.outer(_WEIGHTS, _WEIGHTS)
+    """E[f(z1, z2)] for standard normals with correlation c (2D Gauss-Hermite); ``f`` gets the
+    first variable's nodes (:data:`_Z1`, the same array every call) and the second's."""
     c = float(np.clip(c, -1.0, 1.0))
-    return float(np.sum(w * f(z1, c * z1 + math.sqrt(max(1 - c * c, 0.0)) * z2)))
+    return float(np.sum(_W2 * f(_Z1, c * _Z1 + math.sqrt(max(1 - c * c, 0.0)) * _Z2)))
+
+
+@functools.lru_cache(maxsize=64)
+def _phi_of_first(act: str, scale: float) -> np.ndarray:
+    """``phi(scale * z1)`` on the 2D rule's first nodes: the same for every correlation, so a
+    fixed point's thousands of iterations evaluate it once."""
+    return phi(act, scale * _Z1)
 
 
 def q_map(act: str, q: float, sw2: float, sb2: float) -> float:
@@ -105,7 +116,8 @@ def _product_moment(act: str, q1: float, q2: float, c: float) -> float:
         a = LEAKY_SLOPE
         return scale * ((1 + a * a) * _relu_kernel(c) - 2 * a * _relu_kernel(-c))
     sa, sb = math.sqrt(q1), math.sqrt(q2)
-    return _expect2(lambda u, v: phi(act, sa * u) * phi(act, sb * v), c)
+    first = _phi_of_first(act, sa)
+    return _expect2(lambda u, v: first * phi(act, sb * v), c)
 
 
 def _derivative_moment(act: str, q: float, c: float) -> float:
