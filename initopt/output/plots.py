@@ -429,9 +429,11 @@ def instruments_side_by_side(runs: list[dict]):
         title = row[0].get_title()
         row[0].set_title("")
         row[0].set_title(f"{short}\n{title}", fontsize=8, loc="left")
-    if len(recorded) > len(runs):
+    if len(recorded) > len(runs):  # above the panels' own titles: tight_layout leaves it room
         fig.suptitle(f"The first {len(runs)} of {len(recorded)} runs with instruments (name runs to see others)")
-    fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    else:
+        fig.tight_layout()
     return fig
 
 
