@@ -21,6 +21,7 @@ from initopt.engine import budget, instruments, placement, steps
 from initopt.engine.intervals import mean_ci95
 from initopt.engine.plan import Plan, batch_orders, steps_per_epoch
 from initopt.nn import networks
+from initopt.output import rundir
 from initopt.runtime import compiles
 
 
@@ -207,7 +208,7 @@ def test_accuracies(progress: Progress, splits: data_lib.Splits) -> list[float |
 
 
 def _trial_metrics(plan: Plan, progress: Progress, test_accs: list[float | None]) -> list[dict]:
-    h, finished = progress.history, progress.status in ("complete", "diverged")
+    h, finished = progress.history, progress.status in rundir.FINISHED
     return [{
         "seed": trial.seed, "hyperparams": trial.values, "status": h.trial_status(i, finished),
         "diverged_epoch": h.diverged_epoch[i], "best_epoch": h.best_epoch[i], "best_val_acc": h.best_val[i],

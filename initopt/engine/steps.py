@@ -206,6 +206,7 @@ def stepped_epoch(state_T: TrainState, train_x, train_y, order_TxSxB: np.ndarray
         state_T = placement.concatenate([p[0] for p in parts])
         return state_T, jax.tree.map(lambda *leaves: np.concatenate(leaves), *[p[1] for p in parts])
     n_steps = order_TxSxB.shape[1]
+    told = on_steps or (lambda k: None)
     n_rec, block = instruments.blocks(n_steps, n_records)
     outs, records, s = [], [], 0
     for stop in [*(block * (r + 1) - 1 for r in range(n_rec)), n_steps]:  # each recorded step (0-based), the end
@@ -214,16 +215,14 @@ def stepped_epoch(state_T: TrainState, train_x, train_y, order_TxSxB: np.ndarray
             state_T, out = train_steps(state_T, train_x, train_y, placement.shard_trials(order_TxSxB[:, s:s + k], mesh))
             outs.append(out)
             s += k
-            if on_steps is not None:
-                on_steps(k)
+            told(k)
         if s < n_steps:  # the recorded step
             state_T, out = train_recorded_step(state_T, train_x, train_y, placement.shard_trials(order_TxSxB[:, s], mesh),
                                                params0_T, probe, dead_units=dead_units)
             records.append(out.pop("instruments"))
             outs.append(out)
             s += 1
-            if on_steps is not None:
-                on_steps(1)
+            told(1)
     return state_T, _stepped_metrics(state_T, outs, records)
 
 
