@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from initopt import config
+from initopt import commands, config
 from initopt.output import tables
 from initopt.runtime import env  # JAX's process-wide settings, decided here once per command (setup_jax)
 
@@ -129,7 +129,7 @@ def command(name: str | None = None, draws: int = 2, keys: str = ""):
 
 
 def load(config_file: Optional[Path], overrides: dict):
-    return config.load(config_file, overrides, {k: flag(k) for k in overrides})
+    return commands.load(config_file, overrides, {k: flag(k) for k in overrides})
 
 
 def show(command_name: str, result: dict, as_json: bool, wrote: str | None, as_object: dict | None = None) -> None:

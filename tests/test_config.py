@@ -1,6 +1,6 @@
 import pytest
 
-from initopt import config
+from initopt import commands, config
 from initopt.errors import ConfigError
 
 
@@ -39,8 +39,34 @@ def test_bad_config_names_key_and_file(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
-        config.load(path)
+        commands.load(path)
     assert message.format(path=path) in str(info.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model.act": "Swish"}, "Unknown activation 'Swish' in the options; choose one of identity, tanh"),
+    ({"model.init": "nope"}, "Unknown initializer 'nope'"),
+    ({"model.init": "kaiming", "model.scale": 2.0}, "Initializer 'kaiming' takes no scale."),
+    ({"model.name": "resnet"}, "Unknown model 'resnet' in the options; choose mlp, 2c2d, 3c3d"),
+    ({"model.name": "2c2d", "model.hidden": [8]}, "model.hidden is the MLP's sizes; model 2c2d has its own layers"),
+    ({"train.schedule": "cosine"}, "Unknown schedule 'cosine' in the options; choose one of constant, warmup_cosine"),
+    ({"data.dataset": "svhn"}, "Unknown dataset 'svhn'"),
+    ({"train.inits": ["kaiming", "normal:-1"]}, "The scale of 'normal'"),
+])
+def test_names_are_checked_by_the_registries_that_hold_them(overrides, message):
+    """config.load checks types and values only; a command's configuration (commands.load) has
+    every name checked where it lives, and spelled as its registry spells it."""
+    config.load(overrides=overrides)  # types and values are fine
+    with pytest.raises(ConfigError) as info:
+        commands.load(overrides=overrides)
+    assert message in str(info.value)
+
+
+def test_a_commands_configuration_spells_names_as_the_registries_do():
+    cfg = commands.load(overrides={"model.act": " Leaky-ReLU", "model.init": "Equal-Variance", "model.name": "2C2D",
+                                   "train.schedule": "Warmup-Cosine", "train.optimizers": [" adam "]})
+    assert (cfg.model.act, cfg.model.init, cfg.model.name) == ("leaky_relu", "equal_variance", "2c2d")
+    assert cfg.train.schedule == "warmup_cosine" and cfg.train.optimizers == ("adam",)
 
 
 def test_parse_hidden():
@@ -52,9 +78,9 @@ def test_parse_hidden():
 
 def test_parse_inits():
     assert config.parse_inits("kaiming, normal:0.01") == [("kaiming", None), ("normal", 0.01)]
-    for bad, text in (("kaiming,,xavier", "without empty items"), ("kaiming:2", "takes no scale"),
-                      ("normal:x", "NAME or NAME:SCALE"), ("nope", "Unknown initializer"),
-                      ("xavier,xavier", "twice")):
+    assert config.parse_inits("Equal-Variance") == [("equal_variance", None)]
+    for bad, text in (("kaiming,,xavier", "without empty items"), ("normal:x", "NAME or NAME:SCALE"),
+                      ("xavier,Xavier", "twice")):
         with pytest.raises(ConfigError, match=text):
             config.parse_inits(bad)
 

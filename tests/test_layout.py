@@ -13,8 +13,8 @@ LAYERS = [
     ("initopt.errors",),
     # the process (JAX settings, BLAS, exit), the one module that writes files, a run's lifecycle
     ("initopt.runtime", "initopt.output.io", "initopt.output.rundir"),
+    ("initopt.config",),  # typed once at the edge; the names in it are checked by the registries above
     ("initopt.data", "initopt.nn", "initopt.optim"),
-    ("initopt.config",),  # typed once at the edge, checked against the registries below it
     ("initopt.engine",),
     ("initopt.studies",),
     ("initopt.output",),

@@ -8,6 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from initopt.config.options import spelling
+from initopt.errors import ConfigError
+
 LEAKY_SLOPE = 0.01
 
 
@@ -24,6 +27,15 @@ ACTIVATIONS = {
     "silu": jax.nn.silu,
     "sigmoid": jax.nn.sigmoid,
 }
+
+
+
+def canonical(name: str, source: str = "the options") -> str:
+    """An activation's name as the registry spells it, or one sentence naming the choices."""
+    if spelling(name) not in ACTIVATIONS:
+        raise ConfigError(f"Unknown activation {name!r} in {source}; choose one of {', '.join(ACTIVATIONS)}.")
+    return spelling(name)
+
 
 # E[phi(z)^2] / q for z ~ N(0, q), where it has a closed form independent of q.
 _CLOSED_FORM_RATIO = {"identity": 1.0, "relu": 0.5, "leaky_relu": (1 + LEAKY_SLOPE**2) / 2}

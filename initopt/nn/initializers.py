@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from initopt.config.options import spelling
 from initopt.errors import ConfigError
 from initopt.nn.activations import kaiming_gain2
 
@@ -173,9 +174,7 @@ DATA_DEPENDENT = ("lsuv",)
 OWN = "default"  # the initializer name that keeps a module's own kernels
 
 
-def canonical_name(name: str) -> str:
-    """Accepts ``equal-variance`` as well as ``equal_variance``."""
-    return name.strip().lower().replace("-", "_")
+canonical_name = spelling  # accepts ``equal-variance`` as well as ``equal_variance``
 
 
 def resolve_scale(init: str, scale: float | None) -> float | None:

@@ -20,7 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from initopt.config.schema import ModelConfig
 from initopt.errors import ConfigError
+from initopt.nn import activations
 from initopt.nn.activations import ACTIVATIONS
 from initopt.nn import model
 from initopt.nn.layers import conv_general_dilated, max_pool
@@ -275,6 +277,24 @@ def _user_module(spec: str, num_classes: int, args: dict) -> nn.Module:
     if not isinstance(module, nn.Module):
         raise ConfigError(f"Model factory {spec} returned {type(module).__name__}, not a flax.linen Module.")
     return module
+
+
+def checked(m: ModelConfig, source: str = "the options") -> ModelConfig:
+    """A model's configuration with its names as the registries spell them (model, activation,
+    initializer and its scale), or one sentence on what is wrong."""
+    act, init = activations.canonical(m.act, source), canonical_name(m.init)
+    resolve_scale(init, m.scale)
+    name = m.name.strip()
+    if name.lower() in BUILTIN:
+        name = name.lower()
+    elif ":" not in name:
+        raise ConfigError(f"Unknown model {m.name!r} in {source}; choose mlp, 2c2d, 3c3d, or module:factory or "
+                          "file.py:factory of your own.")
+    if name != MLP and m.hidden != ModelConfig.model_fields["hidden"].default:
+        raise ConfigError(f"model.hidden is the MLP's sizes; model {name} has its own layers ({source}).")
+    if name == MLP and m.args:
+        raise ConfigError(f"model.args are a model factory's arguments; the MLP takes --hidden ({source}).")
+    return m.model_copy(update={"act": act, "init": init, "name": name})
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import math
 from typing import Any, Callable
 
 import optax
@@ -163,17 +162,3 @@ def parse_names(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     if len(set(canonical)) != len(canonical):
         raise ConfigError(f"Optimizers must be distinct, not {text!r}.")
     return canonical
-
-
-def hyper_value(text: str) -> Any:
-    """``--hyper key=value`` values: numbers become floats (data); true/false flags; else the string."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        value = float(text)
-    except ValueError:
-        return text.strip()
-    if not math.isfinite(value):
-        raise ConfigError(f"Hyperparameter values must be finite, not {text!r}.")
-    return value

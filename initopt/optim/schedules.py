@@ -20,12 +20,20 @@ import dataclasses
 
 import optax
 
+from initopt.config.options import spelling
 from initopt.errors import ConfigError
 
 SCHEDULES = ("constant", "warmup_cosine", "onecycle", "step")
 ONECYCLE_DEFAULT_WARMUP = 0.3  # optax's pct_start
 STEP_BOUNDARIES = (0.5, 0.75)
 STEP_FACTOR = 0.1
+
+
+def canonical(name: str, source: str = "the options") -> str:
+    """A schedule's name as the registry spells it, or one sentence naming the choices."""
+    if spelling(name) not in SCHEDULES:
+        raise ConfigError(f"Unknown schedule {name!r} in {source}; choose one of {', '.join(SCHEDULES)}.")
+    return spelling(name)
 
 
 @dataclasses.dataclass(frozen=True)
