@@ -1,4 +1,4 @@
-"""Confidence intervals over seeds: Student's t (scipy), means, paired differences."""
+"""Confidence intervals over seeds: Student's t (scipy.special), means, paired differences."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import numpy as np
 
 
 def t_quantile_975(df: int) -> float:
-    """Student's t 97.5% quantile (scipy)."""
+    """Student's t 97.5% quantile: scipy.special's inverse of the t distribution function, which
+    ``scipy.stats.t.ppf`` calls (the same bits) without importing scipy.stats (0.8 s a command)."""
     if df < 1:
         return math.nan
-    from scipy import stats
+    from scipy import special
 
-    return float(stats.t.ppf(0.975, df))
+    return float(special.stdtrit(df, 0.975))
 
 
 def ci95_half_width(std, n: int):
