@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -187,7 +188,8 @@ def train_json(*args):
     return json.loads(result.stdout)
 
 
-def test_train_smoke_writes_every_file(tiny_data, tmp_path):
+def test_train_smoke_writes_every_file(tiny_data, tmp_path, no_compile_cache):
+    jax.clear_caches()  # compile_seconds counts what XLA compiles: nothing this process compiled before
     out = train_json(*SMOKE, "--data-dir", tiny_data, "--out", tmp_path)
     group = only_group(tmp_path)
     assert group.name == "smoke-batchsize32-hidden64_32"
