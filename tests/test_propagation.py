@@ -45,3 +45,16 @@ def test_relu_correlation_map_is_the_arc_cosine_kernel():
     mc = np.mean(np.maximum(u, 0) * np.maximum(v, 0))
     assert P.c_map("relu", 1.0, 1.0, c, 1.0, 0.0) == pytest.approx(mc, abs=2e-3)
     assert P.c_map("tanh", 1.0, 1.0, c, 1.0, 0.0) == pytest.approx(np.mean(np.tanh(u) * np.tanh(v)), abs=2e-3)
+
+
+@pytest.mark.parametrize("act, sw2, sb2", [("tanh", 3.0, 0.05), ("tanh", 1.9, 0.05), ("tanh", 2.5, 0.01)])
+def test_the_correlation_fixed_point_is_the_one_the_map_iterates_to(act, sw2, sb2):
+    """c* solves the map, and is where the map's iteration from c = 0 (the definition) arrives."""
+    q = P.fixed_point_q(act, sw2, sb2)
+    c_star = P.fixed_point_c(act, sw2, sb2, q)
+    assert 0 < c_star < 1
+    assert P.c_map(act, q, q, c_star * q, sw2, sb2) / q == pytest.approx(c_star, abs=1e-12)
+    c = 0.0
+    for _ in range(20_000):
+        c = P.c_map(act, q, q, c * q, sw2, sb2) / q
+    assert c == pytest.approx(c_star, abs=1e-9)
