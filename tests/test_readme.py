@@ -1,5 +1,7 @@
 """The README's examples, run as a user types them: from a fresh working directory, without
-``--out``, through the console entry point, with their defaults.
+``--out``, with their defaults, through the app the console entry point runs (in this process,
+so that one import of JAX and one figure server serve them all; the entry point itself, as a
+process, is tested in test_cli).
 
 Every ``initopt`` line of the README's ``bash`` blocks is in exactly one of three tables: run as
 written, run in its quick form (the README's line with options appended that make it short:
@@ -13,12 +15,9 @@ from __future__ import annotations
 
 import pytest
 import json
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -121,16 +120,14 @@ def test_every_readme_command_is_tested_or_excused():
     assert not stale, f"tested commands the README no longer shows: {stale}"
 
 
-def initopt_executable() -> list[str]:
-    """The console script installed beside this Python (the README's ``initopt``)."""
-    script = Path(sys.executable).with_name("initopt")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "initopt"]
-
-
 @pytest.mark.slow
-def test_readme_commands_run_as_written(tmp_path):
+def test_readme_commands_run_as_written(tmp_path, monkeypatch):
     """Each README command, in README order, in one working directory: exit code, no traceback,
     and the files where the README says they go."""
+    from typer.testing import CliRunner
+
+    from initopt.cli import app
+
     work = tmp_path / "work"
     work.mkdir()
     shutil.copytree(ROOT / "configs", work / "configs")
@@ -139,7 +136,8 @@ def test_readme_commands_run_as_written(tmp_path):
     rng = np.random.default_rng(0)  # the user's arrays: 3 classes of 4 x 4 x 2 samples
     np.savez(work / "mydata.npz", x_train=rng.normal(size=(600, 4, 4, 2)), y_train=np.arange(600) % 3,
              x_test=rng.normal(size=(60, 4, 4, 2)), y_test=np.arange(60) % 3)
-    env = {**os.environ, "INITOPT_DATA_DIR": str(make_dataset(tmp_path / "data", n_train=1500, n_test=200))}
+    monkeypatch.setenv("INITOPT_DATA_DIR", str(make_dataset(tmp_path / "data", n_train=1500, n_test=200)))
+    monkeypatch.chdir(work)
     failures, done = [], set()
     for command in readme_commands():
         if command in NOT_RUN_HERE:
@@ -150,11 +148,11 @@ def test_readme_commands_run_as_written(tmp_path):
         if tuple(args) not in done:  # `depth --phase` in its quick form is the README's next line
             done.add(tuple(args))
             start = time.perf_counter()
-            proc = subprocess.run(initopt_executable() + args, cwd=work, env=env, capture_output=True, text=True,
-                                  timeout=600, stdin=subprocess.DEVNULL)
+            result = CliRunner().invoke(app, args)
             print(f"{time.perf_counter() - start:5.1f} s  {where}")
-            if proc.returncode != EXIT_CODES.get(command, 0) or "Traceback" in proc.stderr + proc.stdout:
-                failures.append(f"{where}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+            crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
+            if result.exit_code != EXIT_CODES.get(command, 0) or crashed or "Traceback" in result.output:
+                failures.append(f"{where}: exit {result.exit_code} ({result.exception!r})\n{result.output[-2000:]}")
         for pattern in files:
             found = list(work.glob(pattern))
             if not found:
