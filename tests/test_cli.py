@@ -548,16 +548,33 @@ def running(pid: int) -> bool:
         return False
 
 
+STOPPED_RUN = [sys.executable, "-m", "initopt", "train", "--config", "configs/smoke.toml", "--optimizer", "adam",
+               "--epochs", "20", "--json"]
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory, compile_cache) -> dict:
+    """The metrics of :data:`STOPPED_RUN` trained without a stop: what the runs stopped by kill -9
+    and by SIGTERM must resume to (one run for both)."""
+    from tests.conftest import share_compile_cache
+
+    cache = tmp_path_factory.mktemp("cache")
+    share_compile_cache(cache, compile_cache)
+    env = {k: v for k, v in os.environ.items() if k != "INITOPT_DATA_DIR"} | {"INITOPT_CACHE_DIR": str(cache)}
+    out = tmp_path_factory.mktemp("whole")
+    return json.loads(subprocess.run([*STOPPED_RUN, "--quiet", "--out", str(out)], capture_output=True, text=True,
+                                     check=True, env=env).stdout)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
-def test_killed_run_resumes_to_the_same_metrics(tmp_path):
+def test_killed_run_resumes_to_the_same_metrics(tmp_path, whole_run):
     """SIGKILL a real `initopt train` process on the smoke config mid-way, then start it again; its
     figure workers and their helpers end with it."""
     import signal
     import time
 
-    args = [sys.executable, "-m", "initopt", "train", "--config", "configs/smoke.toml", "--optimizer", "adam",
-            "--epochs", "20", "--quiet", "--json"]
+    args = [*STOPPED_RUN, "--quiet"]
     proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     run_dir = tmp_path / "killed" / "train" / "smoke-epochs20" / "adam"
@@ -580,8 +597,7 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     resume_args = [a for a in args if a != "--quiet"]
     resumed = subprocess.run([*resume_args, "--out", str(tmp_path / "killed")], capture_output=True, text=True, check=True)
     assert "adam: resuming after epoch" in resumed.stderr
-    whole = subprocess.run([*args, "--out", str(tmp_path / "whole")], capture_output=True, text=True, check=True)
-    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
+    a, b = json.loads(resumed.stdout), whole_run
     for key in ("train_scores", "val_scores", "train_loss", "val_loss", "test_acc", "best_epoch"):
         assert a[key] == b[key], key
 
@@ -749,16 +765,15 @@ def test_diverged_message_counts_trials():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("tests.conftest").conftest.DEBIAN_PRESENT, reason="no Debian data")
-def test_sigterm_is_a_preemption(tmp_path):
+def test_sigterm_is_a_preemption(tmp_path, whole_run):
     """SIGTERM a real `initopt train`: status interrupted, exit 143, and the rerun resumes to the same metrics."""
     import signal
     import time
 
-    args = [sys.executable, "-m", "initopt", "train", "--config", "configs/smoke.toml", "--optimizer", "momentum",
-            "--epochs", "20", "--json"]
+    args = STOPPED_RUN
     proc = subprocess.Popen([*args, "--out", str(tmp_path / "stopped")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    run_dir = tmp_path / "stopped" / "train" / "smoke-epochs20" / "momentum"
+    run_dir = tmp_path / "stopped" / "train" / "smoke-epochs20" / "adam"
     deadline = time.monotonic() + 240
     while not (run_dir / "checkpoint.msgpack").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
@@ -770,10 +785,8 @@ def test_sigterm_is_a_preemption(tmp_path):
     assert run["status"] == "interrupted" and 1 <= run["epochs_completed"] < 20
     assert not (run_dir / "metrics.json").exists()
     resumed = subprocess.run([*args, "--out", str(tmp_path / "stopped")], capture_output=True, text=True, check=True)
-    assert f"momentum: resuming after epoch {run['epochs_completed']}" in resumed.stderr
-    whole = subprocess.run([*args, "--quiet", "--out", str(tmp_path / "whole")], capture_output=True, text=True,
-                           check=True)
-    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
+    assert f"adam: resuming after epoch {run['epochs_completed']}" in resumed.stderr
+    a, b = json.loads(resumed.stdout), whole_run
     for key in ("train_scores", "val_scores", "train_loss", "val_loss", "test_acc", "best_epoch"):
         assert a[key] == b[key], key
 
