@@ -225,3 +225,18 @@ def test_instruments_side_by_side_draws_at_most_twelve_runs_and_says_so():
     assert fig._suptitle.get_text() == "The first 12 of 14 runs with instruments (name runs to see others)"
     few = plots.instruments_side_by_side(runs[:3])
     assert len(few.axes) == 3 * len(plots.INSTRUMENT_PANELS) and few._suptitle is None
+
+
+@pytest.mark.parametrize("depths, six_xi_c, says", [
+    ([3, 6, 9, 12], [57.0, 400.0, 42.0], ": above these depths (at least 42)"),  # --quick's grid
+    ([5, 30, 60], [57.0, 400.0, 42.0], ""),  # the line crosses the grid: drawn over it, nothing to say
+])
+def test_the_phase_figure_says_where_a_line_above_its_grid_is(depths, six_xi_c, says):
+    """A grid shallower than the whole 6 xi_c line drew the line out of sight, its legend still naming it."""
+    from initopt.output import plots
+
+    cells = [{"sigma_w2": s, "depth": d, "train_acc": 0.5} for s in (1.0, 2.5, 4.0) for d in depths]
+    fig = plots.phase_figure({"cells": cells, "steps": 60, "sigma_b2": 0.05, "agreement": 0.5, "threshold": 0.5,
+                              "xi_line": {"sigma_w2": [1.0, 2.5, 4.0], "six_xi_c": six_xi_c}})
+    (label,) = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert label == "6 xi_c (theory)" + says

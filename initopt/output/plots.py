@@ -501,7 +501,10 @@ def phase_figure(phase: dict):
     fig.colorbar(mesh, ax=ax, label=f"training accuracy after {phase['steps']} SGD steps")
     line_sw = np.linspace(sw_edges[0], sw_edges[-1], 200)
     six_xi = np.interp(line_sw, phase["xi_line"]["sigma_w2"], np.minimum(phase["xi_line"]["six_xi_c"], 1e6))
-    ax.plot(line_sw, six_xi, color="w", lw=2, label="6 xi_c (theory)")
+    label = "6 xi_c (theory)"
+    if six_xi.min() > d_edges[-1]:  # a grid shallower than the whole line (--quick's): say where it is
+        label += f": above these depths (at least {six_xi.min():.0f})"
+    ax.plot(line_sw, six_xi, color="w", lw=2, label=label)
     ax.set_ylim(d_edges[0], d_edges[-1])
     ax.set(xlabel="sigma_w^2", ylabel="depth",
            title=f"Trainability, tanh, sigma_b^2 {phase['sigma_b2']}: agreement {phase['agreement']:.0%} "
