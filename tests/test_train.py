@@ -77,3 +77,28 @@ def test_schedule_is_recorded_per_epoch(tiny_splits):
     p = loop.fit(pl, s, loop.initial_progress(pl, x_example))
     oracle = optax.warmup_cosine_decay_schedule(0.0, 0.02, steps, 3 * steps, end_value=0.0)
     np.testing.assert_allclose(p.history.lr[0], [oracle(e * steps - 1) for e in (1, 2, 3)], rtol=1e-5, atol=1e-9)
+
+
+def test_a_sigterm_whose_exception_was_lost_stops_training_after_the_epoch(tiny_splits):
+    """SIGTERM's exception, raised inside a callback that swallows it (as JAX's C++ can), still
+    ends training: the loop stops after the epoch it was in, checkpointed (on_epoch has run)."""
+    import os
+    import signal
+    import time
+
+    from initopt.runtime import process
+
+    _, s, x_example = tiny_splits
+    epochs_seen = []
+    cfg = config.load(overrides={"model.hidden": [16], "train.epochs": 3, "train.batch_size": 32})
+    with process.sigterm_as_interrupt():
+        try:  # the handler's exception, swallowed where it was raised
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except process.Terminated:
+            pass
+        with pytest.raises(process.Terminated):
+            loop.fit(plan(cfg, "adam", s), s, loop.initial_progress(plan(cfg, "adam", s), x_example),
+                     lambda p: epochs_seen.append(p.epoch))
+    assert epochs_seen == [1]
+    process.raise_if_terminated()  # the flag is the context's: after it, no stop is pending

@@ -22,7 +22,7 @@ from initopt.engine.intervals import mean_ci95
 from initopt.engine.plan import Plan, batch_orders, steps_per_epoch
 from initopt.nn import networks
 from initopt.output import rundir
-from initopt.runtime import compiles
+from initopt.runtime import compiles, process
 
 
 @dataclasses.dataclass
@@ -192,6 +192,7 @@ def fit(plan: Plan, splits: data_lib.Splits, progress: Progress,
         progress.status = "diverged" if all_diverged else progress.status
         if on_epoch is not None:
             on_epoch(progress)
+        process.raise_if_terminated()  # the epoch is checkpointed: a SIGTERM stops here at the latest
         if all_diverged:
             return progress
     progress.status = "complete"

@@ -22,6 +22,7 @@ import gc
 import os
 import signal
 import sys
+import threading
 
 from initopt.runtime import env
 
@@ -76,14 +77,23 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the command is: handled like Ctrl-C (exit code 143)."""
 
 
+_SIGTERM = threading.Event()  # set by the handler below: SIGTERM came while training
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """While training: SIGTERM raises :class:`Terminated`, so the run ends as an interrupted one
-    (last completed epoch checkpointed, status ``interrupted``) and resumes when run again."""
+    (last completed epoch checkpointed, status ``interrupted``) and resumes when run again.
+    The handler also sets a flag that the training loop reads after each epoch
+    (:func:`raise_if_terminated`): a handler's exception can be lost, when Python runs the
+    handler inside a callback that JAX's C++ calls and ignores what it raises, and one such
+    SIGTERM let a run train to its end."""
 
     def handler(signum, frame):
+        _SIGTERM.set()
         raise Terminated()
 
+    _SIGTERM.clear()
     try:
         previous = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread: leave signals alone
@@ -93,3 +103,10 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _SIGTERM.clear()
+
+
+def raise_if_terminated() -> None:
+    """:class:`Terminated` if SIGTERM came while training and its exception was lost."""
+    if _SIGTERM.is_set():
+        raise Terminated()
