@@ -22,6 +22,6 @@ def load(path: str | Path | None = None, overrides: dict | None = None, flags: d
     model = networks.checked(cfg.model, source)
     schedule = schedules.canonical(cfg.train.schedule, source)
     data.check_name(cfg.data.dataset)
-    for name, scale in config.parse_inits(",".join(cfg.train.inits or ())) if cfg.train.inits else ():
+    for name, scale in config.parse_inits(",".join(cfg.train.inits)) if cfg.train.inits else ():
         initializers.resolve_scale(name, scale)
     return cfg.model_copy(update={"model": model, "train": cfg.train.model_copy(update={"schedule": schedule})})
